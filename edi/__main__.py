@@ -1,0 +1,3 @@
+from edi.cli import main
+
+main()
