@@ -1,0 +1,1 @@
+"""PlanSource: the records, the export directory format, and (later) the API client."""

@@ -1,0 +1,147 @@
+"""The workspace: `$EDI_HOME` (or `--home`) with `edi.toml`, `carriers/`, `schedules/`, `state/`.
+
+Relative paths inside workspace files are relative to the workspace home.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edi.errors import ConfigError
+
+SETTINGS_FILE = "edi.toml"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AlertSettings(StrictModel):
+    email_to: list[str] = Field(default_factory=list)
+    webhook_url: str | None = None
+    slack_webhook_url: str | None = None
+    notify_success: bool = False
+
+
+class SmtpSettings(StrictModel):
+    host: str = "localhost"
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    from_: str = Field("edi@localhost", alias="from")
+    timeout_s: float = 10.0
+
+
+class PlanSourceSettings(StrictModel):
+    base_url: str = "https://api.plansource.com/admin/v2"
+    token_url: str = "https://api.plansource.com/oauth/v2/token"
+    client_id: str = ""
+    client_secret_env: str | None = "PLANSOURCE_CLIENT_SECRET"
+    private_key_file: str | None = None
+    per_page: int = Field(500, ge=1, le=500)
+    concurrency: int = Field(4, ge=1, le=32)
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class WorkspaceSettings(StrictModel):
+    source: str | None = None
+    sample_data: bool = False
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    plansource: PlanSourceSettings = Field(default_factory=PlanSourceSettings)
+
+
+def format_validation_error(file: Path, exc: ValidationError) -> list[str]:
+    """`file: key.path: problem` lines; never the offending values."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"{file}: {key}: {error['msg']}")
+    return lines
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("toml-syntax", f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    home: Path
+    settings: WorkspaceSettings
+
+    @classmethod
+    def open(cls, home: Path | None = None) -> Workspace:
+        root = (home or Path(os.environ.get("EDI_HOME") or Path.cwd())).resolve()
+        settings_file = root / SETTINGS_FILE
+        raw = load_toml(settings_file) if settings_file.exists() else {}
+        try:
+            settings = WorkspaceSettings.model_validate(raw)
+        except ValidationError as exc:
+            lines = format_validation_error(settings_file, exc)
+            raise ConfigError(
+                "workspace-invalid", lines[0], details=lines, hint="See README: edi.toml"
+            ) from None
+        return cls(root, settings)
+
+    def path(self, relative: str | Path) -> Path:
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.home / candidate
+
+    @property
+    def carriers_dir(self) -> Path:
+        return self.home / "carriers"
+
+    @property
+    def schedules_dir(self) -> Path:
+        return self.home / "schedules"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.state_dir / "snapshots"
+
+    @property
+    def gnupg_home(self) -> Path:
+        return self.state_dir / "gnupg"
+
+    def ensure_state(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return self.state_dir
+
+    def newest_snapshot(self) -> Path | None:
+        """The newest complete pull; a partial pull is never published under snapshots/."""
+        if not self.snapshots_dir.is_dir():
+            return None
+        complete = sorted(
+            p
+            for p in self.snapshots_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").exists()
+        )
+        return complete[-1] if complete else None
+
+    def default_source(self) -> tuple[Path, bool]:
+        """(source directory, is sample data): the settings' `source`, else the newest snapshot."""
+        if self.settings.source:
+            return self.path(self.settings.source), self.settings.sample_data
+        snapshot = self.newest_snapshot()
+        if snapshot is None:
+            raise ConfigError(
+                "source-not-configured",
+                "no --source given, no `source` in edi.toml and no pulled snapshot",
+                hint="Run `edi pull`, pass --source DIR, or set source in edi.toml.",
+            )
+        return snapshot, False
