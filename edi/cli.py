@@ -1,0 +1,288 @@
+"""`edi`: parse → one pipeline call → the exit-code table (0 ok, 1 job failed, 2 usage/config).
+
+Heavy imports (pyx12, paramiko, gnupg, httpx) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from edi.errors import EdiError, UsageError
+from edi.workspace import Workspace
+
+app = typer.Typer(
+    help="PlanSource coverages → validated X12 834 files → PGP → SFTP, with a delivery log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+carriers_app = typer.Typer(help="Carrier profiles (carriers/*.toml).", no_args_is_help=True)
+app.add_typer(carriers_app, name="carriers")
+
+out = Console()
+err = Console(stderr=True)
+STATE: dict[str, Any] = {"debug": False, "home": None}
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Workspace directory (default: $EDI_HOME or .)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError("bad-date", f"{option} must be YYYY-MM-DD") from None
+
+
+def workspace(home: Path | None) -> Workspace:
+    return Workspace.open(home or STATE["home"])
+
+
+@app.callback()
+def main_options(
+    home: HomeOption = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    STATE["debug"] = debug
+    STATE["home"] = home
+
+
+@carriers_app.command("list")
+def carriers_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """The carrier profiles in this workspace, with their plans."""
+    from edi.profiles import load_profile, profile_names
+
+    ws = workspace(home)
+    profiles = [load_profile(ws, name) for name in profile_names(ws)]
+    if as_json:
+        rows = [
+            {
+                "name": p.name,
+                "display_name": p.display_name,
+                "claims": p.claims,
+                "plans": sorted(p.plans),
+                "usage": p.interchange.usage,
+            }
+            for p in profiles
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Carrier profiles in {ws.carriers_dir}")
+    for column in ("name", "carrier", "claims", "plans", "usage", "file type"):
+        table.add_column(column)
+    for p in profiles:
+        file_type = str((p.changes or {}).get("file_type", "full"))
+        table.add_row(
+            p.name,
+            p.display_name,
+            ", ".join(p.claims),
+            str(len(p.plans)),
+            p.interchange.usage,
+            file_type,
+        )
+    out.print(table)
+
+
+@carriers_app.command("show")
+def carriers_show(name: str, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """One profile: its envelope ids and every plan it maps."""
+    from edi.profiles import load_profile
+
+    profile = load_profile(workspace(home), name)
+    if as_json:
+        print(profile.model_dump_json(indent=2, by_alias=True))
+        return
+    out.print(
+        f"[bold]{profile.display_name}[/] ({profile.name}) claims {', '.join(profile.claims)}"
+    )
+    i = profile.interchange
+    out.print(
+        f"ISA {i.sender_qualifier}:{i.sender_id} → {i.receiver_qualifier}:{i.receiver_id}, "
+        f"usage {i.usage}, TA1 {'requested' if i.ack_requested else 'not requested'}"
+    )
+    out.print(
+        f"REF*0F from {profile.members.identifier}; PlanSource termination_date is the "
+        f"{profile.members.termination_date_is.replace('_', ' ')}; "
+        f"declines: {profile.declines.send}"
+    )
+    table = Table(title="Plans")
+    for column in ("lookup code", "HD03", "HD04", "HD05", "2300 REF"):
+        table.add_column(column)
+    for code, plan in sorted(profile.plans.items()):
+        refs = ", ".join(f"{r.qualifier}*{r.value}" for r in plan.refs)
+        table.add_row(
+            code, plan.insurance_line, plan.plan_code, plan.coverage_level or "by level", refs
+        )
+    out.print(table)
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{summary['carrier']}: {summary['file_type']} 834, ISA13 {summary['isa13']}"
+    )
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for key in (
+        "members",
+        "subscribers",
+        "dependents",
+        "additions",
+        "changes",
+        "terminations",
+        "coverage_lines",
+        "elections_ended",
+        "declines_skipped",
+        "declines_sent",
+        "future_coverages",
+        "test_employees_skipped",
+        "segments",
+    ):
+        table.add_row(key.replace("_", " "), str(summary[key]))
+    if summary["quarantined"]:
+        table.add_row("quarantined records", str(len(summary["quarantined"])))
+    return table
+
+
+@app.command()
+def generate(
+    carrier: Annotated[str, typer.Option("--carrier", "-c", help="Carrier profile name.")],
+    source: Annotated[Path | None, typer.Option(help="PlanSource export directory.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="YYYY-MM-DD (default today).")
+    ] = None,
+    file_type: Annotated[str, typer.Option("--type", help="full | changes | audit")] = "full",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write one validated 834 for a carrier and print its path."""
+    from rich.progress import Progress
+
+    from edi.pipeline import generate as run_generate
+
+    if file_type not in ("full", "changes", "audit"):
+        raise UsageError("bad-file-type", "--type must be full, changes or audit")
+    ws = workspace(home)
+    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+        task = bar.add_task(f"mapping {carrier}", total=None)
+        result = run_generate(
+            ws,
+            carrier,
+            now=now(),
+            as_of=parse_day(as_of, "--as-of"),
+            source=source,
+            out_dir=out_dir,
+            file_type=file_type,  # type: ignore[arg-type]
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    summary = result.summary()
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    if result.sample_data:
+        err.print(
+            f"[yellow]Using SAMPLE PlanSource data from {result.source}[/] (edi.toml sample_data)"
+        )
+    err.print(_summary_table(summary))
+    for line in result.report.quarantined:
+        err.print(f"[yellow]quarantined:[/] {escape(line)}")
+    print(result.path)
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="An 834 file.")],
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Also apply this profile's rules.")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate an 834 with pyx12 and (with --carrier) the profile's rules; exit 0 only if valid."""
+    from edi.profiles import load_profile
+    from edi.validate import validate_file
+
+    if not file.is_file():
+        raise UsageError("file-missing", f"{file} does not exist")
+    profile = load_profile(workspace(home), carrier) if carrier else None
+    report = validate_file(file, profile)
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    elif report.valid:
+        out.print(f"[green]valid[/]: {file}")
+    else:
+        for finding in report.findings:
+            out.print(finding.line(), markup=False, highlight=False)
+        err.print(f"[red]invalid[/]: {file}: {len(report.findings)} finding(s)")
+    if not report.valid:
+        raise typer.Exit(1)
+
+
+# Stage modules that bring their own commands; each exposes `register(app)`.
+COMMAND_MODULES = (
+    "edi.cli_plansource",
+    "edi.cli_delivery",
+    "edi.cli_changes",
+    "edi.cli_schedules",
+)
+
+
+def _register_optional_commands() -> None:
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(app)
+
+
+def report_error(error: EdiError, shown: int = 20) -> None:
+    err.print(f"[red]error[/] {escape(f'[{error.code}]')} {escape(error.message)}", highlight=False)
+    for line in error.details[:shown]:
+        err.print(f"  {line}", markup=False, highlight=False)
+    if len(error.details) > shown:
+        err.print(f"  … and {len(error.details) - shown} more", highlight=False)
+    if error.hint:
+        err.print(f"[dim]hint: {escape(error.hint)}[/]", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register_optional_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except EdiError as error:
+        if STATE["debug"]:
+            err.print_exception()
+        report_error(error)
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(2)
+    sys.exit(0)

@@ -1,0 +1,359 @@
+"""PlanSource records + carrier profile + as-of date → the members of a full 834.
+
+Pure: takes typed records, returns typed members. The rules are 834.md's:
+- a coverage the profile claims becomes a coverage line (HD) on the subscriber's loop and on the
+  loop of every dependent it lists;
+- `termination_date` becomes DTP*349, the last covered day, per the profile's convention;
+- a waived decline is never an active HD: it ends an earlier election of that benefit, or is
+  omitted (or sent as a decline record when the profile asks);
+- a member whose lines all ended is terminated (INS03 024 + DTP*357, and DTP*337 for an
+  employment termination); a member with some lines ended is changed (001); else added (021).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+from edi.errors import SourceDataError
+from edi.members import CoverageLine, FileType, MappingReport, Member, Person
+from edi.plansource.export import SubscriberRecords
+from edi.plansource.models import Coverage, Dependent, Subscriber, real_ssn
+from edi.profiles import CarrierProfile
+
+ONE_DAY = timedelta(days=1)
+GENDERS = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
+
+
+class RecordProblem(Exception):
+    """One record cannot be mapped; the message names it by PlanSource id."""
+
+
+@dataclass(frozen=True, slots=True)
+class MappingContext:
+    profile: CarrierProfile
+    as_of: date
+    file_type: FileType = "full"
+
+    @property
+    def history_horizon(self) -> date:
+        return self.as_of - timedelta(days=self.profile.members.termination_lookback_days)
+
+
+def last_covered_day(profile: CarrierProfile, termination_date: date) -> date:
+    if profile.members.termination_date_is == "first_uncovered_day":
+        return termination_date - ONE_DAY
+    return termination_date
+
+
+def _person(record: Subscriber | Dependent, address_from: Subscriber) -> Person:
+    return Person(
+        last_name=record.last_name,
+        first_name=record.first_name,
+        middle_name=record.middle_name,
+        ssn=real_ssn(record.ssn),
+        birthdate=record.birthdate,
+        gender=GENDERS.get(record.gender.strip().upper(), "U"),
+        address_1=address_from.address_1,
+        address_2=address_from.address_2,
+        city=address_from.city,
+        state=address_from.state,
+        zip_code=address_from.zip_code,
+        phone=address_from.home_phone or address_from.work_phone,
+        email=address_from.email,
+    )
+
+
+def member_identifier(profile: CarrierProfile, subscriber: Subscriber) -> str:
+    choice = profile.members.identifier
+    value = {
+        "subscriber_code": subscriber.subscriber_code,
+        "ssn": real_ssn(subscriber.ssn) or "",
+        "plansource_id": subscriber.id,
+    }[choice]
+    if not value:
+        raise RecordProblem(
+            f"subscriber id={subscriber.id}: the profile identifies members by {choice}, "
+            "which this subscriber lacks"
+        )
+    return value
+
+
+def _line(
+    ctx: MappingContext, coverage: Coverage, status: str, end: date | None, reason: str | None
+) -> CoverageLine:
+    profile = ctx.profile
+    plan = profile.plan_for(coverage.benefit_lookup_code)
+    if plan is None:
+        raise RecordProblem(
+            f"coverage id={coverage.id}: benefit_lookup_code {coverage.benefit_lookup_code!r} "
+            f"is claimed by profile {profile.name!r} but has no [plans] entry"
+        )
+    level = None
+    if coverage.coverage_level and not coverage.is_waiver:
+        level = profile.coverage_level_code(plan, coverage.coverage_level)
+        if level is None:
+            raise RecordProblem(
+                f"coverage id={coverage.id}: coverage_level {coverage.coverage_level!r} has no "
+                f"HD05 mapping in profile {profile.name!r} ([coverage_levels])"
+            )
+    elif plan.coverage_level:
+        level = plan.coverage_level
+    premium = None
+    if profile.wants_premium(plan) and coverage.subscriber_premium is not None:
+        premium = coverage.subscriber_premium + (coverage.org_premium or 0)
+    maintenance = "024" if status in ("terminated", "election-ended", "declined") else "021"
+    if ctx.file_type == "audit" and maintenance == "021":
+        maintenance = "030"
+    return CoverageLine(
+        coverage_id=coverage.id,
+        lookup_code=coverage.benefit_lookup_code,
+        status=status,  # type: ignore[arg-type]
+        maintenance=maintenance,
+        insurance_line=plan.insurance_line,
+        plan_code=plan.plan_code,
+        level=level,
+        begin=coverage.effective_date,
+        end=end,
+        premium=premium,
+        refs=tuple((ref.qualifier, ref.value) for ref in plan.refs),
+        reason=reason,
+    )
+
+
+def _waiver_lines(
+    ctx: MappingContext, waiver: Coverage, elections: list[Coverage], report: MappingReport
+) -> list[CoverageLine]:
+    """A decline ends the election it replaces, or is omitted, or is a decline record."""
+    declines = ctx.profile.declines
+    decline_date = waiver.termination_date or waiver.effective_date
+    if decline_date is None:
+        raise RecordProblem(f"coverage id={waiver.id}: a decline without any date")
+    earlier = [e for e in elections if e.effective_date is None or e.effective_date <= decline_date]
+    if earlier:
+        report.elections_ended += len(earlier)
+        lines = []
+        for election in earlier:
+            end = max(decline_date - ONE_DAY, election.effective_date or decline_date - ONE_DAY)
+            lines.append(_line(ctx, election, "election-ended", end, declines.end_reason))
+        return lines
+    if declines.send == "decline_record":
+        report.declines_sent += 1
+        return [_line(ctx, waiver, "declined", decline_date - ONE_DAY, declines.decline_reason)]
+    report.declines_skipped += 1
+    return []
+
+
+def _election_lines(
+    ctx: MappingContext, coverage: Coverage, report: MappingReport
+) -> list[CoverageLine]:
+    if coverage.effective_date is None:
+        raise RecordProblem(
+            f"coverage id={coverage.id}: neither change_effective_date nor "
+            "original_effective_date is set"
+        )
+    if coverage.termination_date is not None:
+        end = last_covered_day(ctx.profile, coverage.termination_date)
+        if end < ctx.history_horizon:
+            report.history_skipped += 1
+            return []
+        reason = ctx.profile.termination_reasons.code_for(coverage.termination_reason)
+        return [_line(ctx, coverage, "terminated", end, reason)]
+    if coverage.effective_date > ctx.as_of:
+        if not ctx.profile.members.send_future_coverages:
+            return []
+        report.future_coverages += 1
+        return [_line(ctx, coverage, "future", None, None)]
+    return [_line(ctx, coverage, "active", None, None)]
+
+
+def coverage_lines(
+    ctx: MappingContext, coverages: Iterable[Coverage], report: MappingReport
+) -> list[tuple[Coverage, CoverageLine]]:
+    """The claimed coverages of one subscriber as lines, each with the record it came from."""
+    claimed = [c for c in coverages if ctx.profile.claims_code(c.benefit_lookup_code)]
+    lines: list[tuple[Coverage, CoverageLine]] = []
+    waivers = [c for c in claimed if c.is_waiver]
+    waived_codes = {w.benefit_lookup_code for w in waivers}
+    by_code: dict[str, list[Coverage]] = {}
+    for coverage in claimed:
+        if not coverage.is_waiver:
+            by_code.setdefault(coverage.benefit_lookup_code, []).append(coverage)
+    for waiver in waivers:
+        elections = by_code.get(waiver.benefit_lookup_code, [])
+        source = {e.id: e for e in elections}
+        for line in _waiver_lines(ctx, waiver, elections, report):
+            lines.append((source.get(line.coverage_id, waiver), line))
+    for code, elections in by_code.items():
+        ended_by_waiver = {line.coverage_id for _, line in lines}
+        for coverage in elections:
+            if code in waived_codes and coverage.id in ended_by_waiver:
+                continue
+            lines.extend((coverage, line) for line in _election_lines(ctx, coverage, report))
+    return lines
+
+
+def _member_maintenance(lines: Iterable[CoverageLine], file_type: FileType) -> str:
+    ended = [line.maintenance == "024" for line in lines]
+    if all(ended):
+        return "024"
+    if file_type == "audit":
+        return "030"
+    return "001" if any(ended) else "021"
+
+
+def _reason(lines: list[CoverageLine], maintenance: str, fallback: str | None) -> str | None:
+    if maintenance == "021" or maintenance == "030":
+        return None
+    reasons = [line.reason for line in lines if line.reason]
+    return fallback or (reasons[0] if reasons else None)
+
+
+def _eligibility_dates(lines: list[CoverageLine], maintenance: str) -> list[tuple[str, date]]:
+    dates: list[tuple[str, date]] = []
+    begins = [line.begin for line in lines if line.begin]
+    if begins:
+        dates.append(("356", min(begins)))
+    if maintenance == "024":
+        ends = [line.end for line in lines if line.end]
+        if ends:
+            dates.append(("357", max(ends)))
+    return dates
+
+
+def _subscriber_member(
+    ctx: MappingContext, subscriber: Subscriber, lines: list[CoverageLine]
+) -> Member:
+    profile = ctx.profile
+    maintenance = _member_maintenance(lines, ctx.file_type)
+    employment_ended = maintenance == "024" and subscriber.termination_date is not None
+    fallback = None
+    if employment_ended:
+        fallback = profile.termination_reasons.code_for(
+            subscriber.termination_reason_id, employment=True
+        )
+    dates = _eligibility_dates(lines, maintenance)
+    if subscriber.hire_date:
+        dates.append(("336", subscriber.hire_date))
+    if employment_ended and subscriber.termination_date:
+        dates.append(("337", subscriber.termination_date))
+    status = profile.members.employment_code(
+        subscriber.employment_status, subscriber.employment_level
+    )
+    return Member(
+        subscriber_id=subscriber.id,
+        dependent_id=None,
+        relationship="18",
+        maintenance=maintenance,
+        reason=_reason(lines, maintenance, fallback),
+        benefit_status="A",
+        employment_status="TE" if employment_ended else status,
+        member_id=member_identifier(profile, subscriber),
+        group_number=profile.policy.group_number,
+        person=_person(subscriber, subscriber),
+        dates=tuple(dates),
+        coverages=tuple(lines),
+    )
+
+
+def _dependent_lines(
+    ctx: MappingContext, dependent: Dependent, lines: list[tuple[Coverage, CoverageLine]]
+) -> list[CoverageLine]:
+    """The subscriber's lines that list this dependent, ended where the dependent's cover ended."""
+    mine = [line for coverage, line in lines if dependent.id in coverage.dependent_ids]
+    if dependent.termination_date is None:
+        return mine
+    end = last_covered_day(ctx.profile, dependent.termination_date)
+    if end < ctx.history_horizon:
+        return []
+    reason = ctx.profile.termination_reasons.code_for(dependent.termination_reason)
+    return [
+        line
+        if line.maintenance == "024" and line.end is not None and line.end <= end
+        else replace(line, status="terminated", maintenance="024", end=end, reason=reason)
+        for line in mine
+    ]
+
+
+def _dependent_member(
+    ctx: MappingContext,
+    subscriber_member: Member,
+    dependent: Dependent,
+    subscriber: Subscriber,
+    lines: list[CoverageLine],
+) -> Member:
+    relationship = ctx.profile.members.relationship_code(dependent.relationship_code)
+    if relationship is None:
+        raise RecordProblem(
+            f"dependent id={dependent.id}: relationship_code {dependent.relationship_code!r} has "
+            f"no INS02 mapping in profile {ctx.profile.name!r} ([members.relationships])"
+        )
+    maintenance = _member_maintenance(lines, ctx.file_type)
+    return Member(
+        subscriber_id=subscriber.id,
+        dependent_id=dependent.id,
+        relationship=relationship,
+        maintenance=maintenance,
+        reason=_reason(lines, maintenance, None),
+        benefit_status="A",
+        employment_status=None,
+        member_id=subscriber_member.member_id,
+        group_number=subscriber_member.group_number,
+        person=_person(dependent, subscriber),
+        dates=tuple(_eligibility_dates(lines, maintenance)),
+        coverages=tuple(lines),
+    )
+
+
+def map_subscriber(
+    ctx: MappingContext, records: SubscriberRecords, report: MappingReport
+) -> list[Member]:
+    """The 834 member loops for one subscriber: theirs first, then their dependents'."""
+    subscriber = records.subscriber
+    if subscriber.test_employee:
+        report.test_employees_skipped += 1
+        return []
+    lines = coverage_lines(ctx, records.coverages, report)
+    if not lines:
+        return []
+    subscriber_member = _subscriber_member(ctx, subscriber, [line for _, line in lines])
+    members = [subscriber_member]
+    for dependent in records.dependents:
+        dependent_lines = _dependent_lines(ctx, dependent, lines)
+        if dependent_lines:
+            members.append(
+                _dependent_member(ctx, subscriber_member, dependent, subscriber, dependent_lines)
+            )
+    return members
+
+
+def map_members(
+    ctx: MappingContext, groups: Iterable[SubscriberRecords], report: MappingReport
+) -> Iterator[Member]:
+    """Members in source order. Bad records fail the run, or are quarantined when the profile
+    says so; either way every problem is named by PlanSource id."""
+    problems: list[str] = []
+    quarantine = ctx.profile.members.on_bad_record == "quarantine"
+    for records in groups:
+        try:
+            members = map_subscriber(ctx, records, report)
+        except RecordProblem as problem:
+            if quarantine:
+                report.quarantined.append(str(problem))
+                continue
+            problems.append(str(problem))
+            continue
+        if problems:
+            continue
+        for member in members:
+            report.count(member)
+            yield member
+    if problems:
+        raise SourceDataError(
+            "mapping-failed",
+            f"{len(problems)} record(s) cannot be mapped for carrier {ctx.profile.name!r}",
+            hint="Fix the records in PlanSource or the carrier profile; nothing was written.",
+            record_ids=[p.split(":", 1)[0] for p in problems],
+            details=problems[:50],
+        )

@@ -1,0 +1,328 @@
+"""The 834 writer: streams member loops to disk, checking every element as it writes it.
+
+Two passes over disk, constant memory: member loops go to a body file while counting INS loops
+and segments; then the final file is the envelope and header (whose QTY counts need the body)
+followed by the body. Element problems raise with the member's PlanSource id and the element
+reference (`2000/INS03`), never the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO
+
+from edi.errors import ValidationFailed
+from edi.members import FileType, Member
+from edi.profiles import CarrierProfile, Delimiters
+from edi.x12.grammar import ElementSpec, segment_spec
+
+# The 5010 extended character set (what pyx12 enforces), upper-cased as carriers expect.
+_NOT_X12_TEXT = re.compile(r"""[^A-Z0-9!"&'()*+,\-./:;?= %~@\[\]_{}\\|<>^`#$]""")
+_SPACES = re.compile(r" {2,}")
+BGN08 = {"changes": "2", "full": "2", "audit": "4"}
+
+
+class ElementProblem(ValidationFailed):
+    def __init__(self, where: str, ref: str, problem: str) -> None:
+        super().__init__(
+            "x12-element-invalid",
+            f"{where}: {ref} {problem}",
+            hint="Fix the PlanSource record or the carrier profile.",
+            record_ids=[where],
+        )
+
+
+def to_x12_text(text: str, delimiters: Delimiters) -> str:
+    """Upper-case X12 text without control characters or the file's own delimiters."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = _NOT_X12_TEXT.sub(" ", ascii_text.upper())
+    for delimiter in (
+        delimiters.element,
+        delimiters.component,
+        delimiters.repetition,
+        delimiters.segment,
+    ):
+        cleaned = cleaned.replace(delimiter, " ")
+    return _SPACES.sub(" ", cleaned).strip()
+
+
+def d8(value: date) -> str:
+    return value.strftime("%Y%m%d")
+
+
+def amount(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'))}"
+
+
+class SegmentSink:
+    """Writes segments, checking each element against the implementation guide."""
+
+    def __init__(self, stream: IO[str], delimiters: Delimiters) -> None:
+        self.stream = stream
+        self.delimiters = delimiters
+        self.terminator = delimiters.segment + ("\n" if delimiters.line_breaks else "")
+        self.count = 0
+
+    def _element(self, spec: ElementSpec | None, value: str, where: str, loop: str) -> str:
+        if spec is None:
+            return value
+        ref = f"{loop}/{spec.ref}"
+        if spec.data_type == "AN":
+            value = to_x12_text(value, self.delimiters)[: spec.max_len]
+            if value and len(value) < spec.min_len:
+                raise ElementProblem(where, ref, f"is shorter than {spec.min_len} characters")
+            if not value and spec.required:
+                raise ElementProblem(
+                    where, ref, "is empty after removing characters X12 cannot carry"
+                )
+            return value
+        if spec.codes is not None and value not in spec.codes:
+            raise ElementProblem(where, ref, "is not a code the implementation guide allows")
+        if not spec.min_len <= len(value) <= spec.max_len:
+            raise ElementProblem(where, ref, f"must be {spec.min_len}-{spec.max_len} characters")
+        return value
+
+    def segment(self, loop: str, seg_id: str, *elements: str | None, where: str = "file") -> None:
+        spec = segment_spec(loop, seg_id, elements[0] if elements else None)
+        written: list[str] = []
+        for position, value in enumerate(elements):
+            element_spec = spec.elements[position] if position < len(spec.elements) else None
+            if value is None or value == "":
+                if element_spec is not None and element_spec.required:
+                    raise ElementProblem(where, f"{loop}/{element_spec.ref}", "is required")
+                written.append("")
+                continue
+            written.append(self._element(element_spec, value, where, loop))
+        while written and written[-1] == "":
+            written.pop()
+        self.stream.write(seg_id + self.delimiters.element + self.delimiters.element.join(written))
+        self.stream.write(self.terminator)
+        self.count += 1
+
+
+def _phone(text: str) -> str:
+    digits = re.sub(r"\D", "", text)
+    return digits if 10 <= len(digits) <= 15 else ""
+
+
+def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> None:
+    where = member.ref
+    seg = sink.segment
+    seg(
+        "2000",
+        "INS",
+        "Y" if member.is_subscriber else "N",
+        member.relationship,
+        member.maintenance,
+        member.reason,
+        member.benefit_status,
+        None,
+        None,
+        member.employment_status if member.is_subscriber else None,
+        where=where,
+    )
+    seg("2000", "REF", "0F", member.member_id, where=where)
+    if member.group_number:
+        seg("2000", "REF", "1L", member.group_number, where=where)
+    for qualifier, when in member.dates:
+        seg("2000", "DTP", qualifier, "D8", d8(when), where=where)
+    person = member.person
+    seg(
+        "2100A",
+        "NM1",
+        "IL",
+        "1",
+        person.last_name,
+        person.first_name,
+        person.middle_name,
+        None,
+        None,
+        "34" if person.ssn else None,
+        person.ssn,
+        where=where,
+    )
+    if member.is_subscriber and profile.members.send_contact:
+        contacts = [("HP", _phone(person.phone)), ("EM", person.email)]
+        filled = [part for code, value in contacts if value for part in (code, value)]
+        if filled:
+            seg("2100A", "PER", "IP", None, *filled, where=where)
+    if member.is_subscriber and person.address_1 and person.city:
+        seg("2100A", "N3", person.address_1, person.address_2, where=where)
+        seg("2100A", "N4", person.city, person.state, person.zip_code, where=where)
+    if person.birthdate:
+        seg("2100A", "DMG", "D8", d8(person.birthdate), person.gender, where=where)
+    for line in member.coverages:
+        line_where = f"{where}, coverage id={line.coverage_id}"
+        seg(
+            "2300",
+            "HD",
+            line.maintenance,
+            None,
+            line.insurance_line,
+            line.plan_code,
+            line.level,
+            where=line_where,
+        )
+        if line.begin:
+            seg("2300", "DTP", "348", "D8", d8(line.begin), where=line_where)
+        if line.end:
+            seg("2300", "DTP", "349", "D8", d8(line.end), where=line_where)
+        if line.premium is not None:
+            seg("2300", "AMT", "P3", amount(line.premium), where=line_where)
+        for qualifier, reference in line.refs:
+            seg("2300", "REF", qualifier, reference, where=line_where)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    path: Path
+    segments: int
+    members: int
+    subscribers: int
+    dependents: int
+    coverage_lines: int
+    sha256: str
+
+
+def write_body(members: Iterable[Member], profile: CarrierProfile, path: Path) -> Body:
+    counts = {"members": 0, "subscribers": 0, "coverage_lines": 0}
+    with path.open("w", encoding="ascii", newline="") as stream:
+        sink = SegmentSink(stream, profile.delimiters)
+        for member in members:
+            write_member(sink, member, profile)
+            counts["members"] += 1
+            counts["subscribers"] += member.is_subscriber
+            counts["coverage_lines"] += len(member.coverages)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return Body(
+        path=path,
+        segments=sink.count,
+        members=counts["members"],
+        subscribers=counts["subscribers"],
+        dependents=counts["members"] - counts["subscribers"],
+        coverage_lines=counts["coverage_lines"],
+        sha256=digest.hexdigest(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    control_number: int
+    created_at: datetime
+
+    @property
+    def isa13(self) -> str:
+        return f"{self.control_number:09d}"
+
+
+def content_fingerprint(profile: CarrierProfile, file_type: FileType, body: Body) -> str:
+    """What makes two files the same file: carrier, type, header choices and member loops.
+    Envelope numbers and times are left out, so regenerating unchanged data gives the same
+    control number and therefore the same bytes."""
+    header = "|".join(
+        [
+            profile.name,
+            file_type,
+            profile.model_dump_json(
+                include={"interchange", "sponsor", "payer", "policy", "delimiters"}
+            ),
+            body.sha256,
+        ]
+    )
+    return hashlib.sha256(header.encode()).hexdigest()
+
+
+def _isa(profile: CarrierProfile, envelope: Envelope) -> str:
+    i, d = profile.interchange, profile.delimiters
+    fields = [
+        "ISA",
+        "00",
+        " " * 10,
+        "00",
+        " " * 10,
+        i.sender_qualifier,
+        i.sender_id.ljust(15),
+        i.receiver_qualifier,
+        i.receiver_id.ljust(15),
+        envelope.created_at.strftime("%y%m%d"),
+        envelope.created_at.strftime("%H%M"),
+        d.repetition,
+        "00501",
+        envelope.isa13,
+        "1" if i.ack_requested else "0",
+        i.usage,
+        d.component,
+    ]
+    return d.element.join(fields)
+
+
+def write_file(
+    profile: CarrierProfile, file_type: FileType, body: Body, envelope: Envelope, path: Path
+) -> int:
+    """The whole interchange; returns the transaction set's segment count (SE01)."""
+    d = profile.delimiters
+    with path.open("w", encoding="ascii", newline="") as stream:
+        sink = SegmentSink(stream, d)
+        stream.write(_isa(profile, envelope) + sink.terminator)
+        created = envelope.created_at
+        gs06 = str(envelope.control_number)
+        seg = sink.segment
+        seg(
+            "GS_LOOP",
+            "GS",
+            "BE",
+            profile.interchange.gs_sender,
+            profile.interchange.gs_receiver,
+            created.strftime("%Y%m%d"),
+            created.strftime("%H%M"),
+            gs06,
+            "X",
+            "005010X220A1",
+        )
+        before_st = sink.count
+        seg("ST_LOOP", "ST", "834", "0001", "005010X220A1")
+        bgn08 = "RX" if file_type == "full" and _replaces(profile) else BGN08[file_type]
+        seg(
+            "HEADER",
+            "BGN",
+            "00",
+            envelope.isa13,
+            created.strftime("%Y%m%d"),
+            created.strftime("%H%M"),
+            None,
+            None,
+            None,
+            bgn08,
+        )
+        if profile.policy.master_policy:
+            seg("HEADER", "REF", "38", profile.policy.master_policy)
+        seg("HEADER", "QTY", "TO", str(body.members))
+        seg("HEADER", "QTY", "ET", str(body.subscribers))
+        seg("HEADER", "QTY", "DT", str(body.dependents))
+        sponsor, payer = profile.sponsor, profile.payer
+        seg("1000A", "N1", "P5", sponsor.name, sponsor.id_qualifier, sponsor.id)
+        seg("1000B", "N1", "IN", payer.name, payer.id_qualifier, payer.id)
+        stream.flush()
+        with body.path.open("r", encoding="ascii", newline="") as body_stream:
+            shutil.copyfileobj(body_stream, stream, 1 << 20)
+        sink.count += body.segments
+        se01 = sink.count - before_st + 1
+        seg("ST_LOOP", "SE", str(se01), "0001")
+        seg("GS_LOOP", "GE", "1", gs06)
+        seg("ISA_LOOP", "IEA", "1", envelope.isa13)
+    return se01
+
+
+def _replaces(profile: CarrierProfile) -> bool:
+    return bool((profile.changes or {}).get("carrier_replaces", False))
