@@ -248,6 +248,9 @@ COMMAND_MODULES = (
 def _register_optional_commands() -> None:
     import importlib
 
+    if STATE.get("registered"):
+        return
+    STATE["registered"] = True
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -271,7 +274,7 @@ def report_error(error: EdiError, shown: int = 20) -> None:
 def main(argv: list[str] | None = None) -> None:
     _register_optional_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        returned = app(args=argv, standalone_mode=False)
     except EdiError as error:
         if STATE["debug"]:
             err.print_exception()
@@ -285,4 +288,5 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as usage:
         usage.show()
         sys.exit(2)
-    sys.exit(0)
+    # Without standalone mode click hands back `typer.Exit` codes instead of exiting.
+    sys.exit(returned if isinstance(returned, int) else 0)

@@ -140,7 +140,10 @@ def _waiver_lines(
         return lines
     if declines.send == "decline_record":
         report.declines_sent += 1
-        return [_line(ctx, waiver, "declined", decline_date - ONE_DAY, declines.decline_reason)]
+        record = _line(ctx, waiver, "declined", decline_date - ONE_DAY, declines.decline_reason)
+        # A decline was never coverage: it has an end (so the carrier stops expecting an
+        # election) but no benefit begin date.
+        return [replace(record, begin=None)]
     report.declines_skipped += 1
     return []
 

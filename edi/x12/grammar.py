@@ -25,10 +25,35 @@ class ElementSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SyntaxRule:
+    """An X12 relational condition: P paired, R required (one of), E exclusion,
+    C conditional (if first then all), L list conditional (if first then one of the rest)."""
+
+    kind: str
+    positions: tuple[int, ...]  # 1-based element positions
+
+    def problem(self, present: set[int]) -> str | None:
+        first, rest = self.positions[0], self.positions[1:]
+        hits = [p for p in self.positions if p in present]
+        if self.kind == "P" and hits and len(hits) != len(self.positions):
+            return "must all be present or all absent"
+        if self.kind == "R" and not hits:
+            return "needs at least one of them"
+        if self.kind == "E" and len(hits) > 1:
+            return "allows only one of them"
+        if self.kind == "C" and first in present and not all(p in present for p in rest):
+            return "needs the others when the first is present"
+        if self.kind == "L" and first in present and not any(p in present for p in rest):
+            return "needs one of the others when the first is present"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentSpec:
     loop: str
     seg_id: str
     elements: tuple[ElementSpec | None, ...]  # None: a composite or unused position
+    rules: tuple[SyntaxRule, ...] = ()
 
     def qualifier_codes(self) -> frozenset[str] | None:
         first = self.elements[0] if self.elements else None
@@ -65,6 +90,11 @@ def _element(node: ET.Element, dictionary: dict[str, tuple[str, int, int]]) -> E
     )
 
 
+def _rule(text: str) -> SyntaxRule:
+    digits = text[1:]
+    return SyntaxRule(text[0], tuple(int(digits[i : i + 2]) for i in range(0, len(digits), 2)))
+
+
 def _segment(
     loop: str, node: ET.Element, dictionary: dict[str, tuple[str, int, int]]
 ) -> SegmentSpec:
@@ -74,7 +104,8 @@ def _segment(
             elements.append(_element(child, dictionary))
         elif child.tag == "composite":
             elements.append(None)
-    return SegmentSpec(loop, node.get("xid", ""), tuple(elements))
+    rules = tuple(_rule(r.text) for r in node.findall("syntax") if r.text)
+    return SegmentSpec(loop, node.get("xid", ""), tuple(elements), rules)
 
 
 @cache

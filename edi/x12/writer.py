@@ -90,7 +90,8 @@ class SegmentSink:
             raise ElementProblem(where, ref, f"must be {spec.min_len}-{spec.max_len} characters")
         return value
 
-    def segment(self, loop: str, seg_id: str, *elements: str | None, where: str = "file") -> None:
+    def render(self, loop: str, seg_id: str, *elements: str | None, where: str = "file") -> str:
+        """One checked segment as text; raises ElementProblem naming `where` and the element."""
         spec = segment_spec(loop, seg_id, elements[0] if elements else None)
         written: list[str] = []
         for position, value in enumerate(elements):
@@ -101,11 +102,34 @@ class SegmentSink:
                 written.append("")
                 continue
             written.append(self._element(element_spec, value, where, loop))
+        present = {position for position, value in enumerate(written, start=1) if value}
+        for rule in spec.rules:
+            problem = rule.problem(present)
+            if problem:
+                refs = "/".join(f"{seg_id}{p:02d}" for p in rule.positions)
+                raise ElementProblem(where, f"{loop}/{refs}", problem)
         while written and written[-1] == "":
             written.pop()
-        self.stream.write(seg_id + self.delimiters.element + self.delimiters.element.join(written))
-        self.stream.write(self.terminator)
-        self.count += 1
+        return seg_id + self.delimiters.element + self.delimiters.element.join(written)
+
+    def write(self, *rendered: str) -> None:
+        for text in rendered:
+            self.stream.write(text + self.terminator)
+            self.count += 1
+
+    def segment(self, loop: str, seg_id: str, *elements: str | None, where: str = "file") -> None:
+        self.write(self.render(loop, seg_id, *elements, where=where))
+
+    def optional(self, *segments: tuple[str, ...], where: str) -> bool:
+        """Situational segments that go together (N3 + N4): all are written or none.
+        Contact and address data that X12 cannot carry is left out rather than failing a file
+        whose required data is fine."""
+        try:
+            rendered = [self.render(seg[0], seg[1], *seg[2:], where=where) for seg in segments]
+        except ElementProblem:
+            return False
+        self.write(*rendered)
+        return True
 
 
 def _phone(text: str) -> str:
@@ -150,13 +174,19 @@ def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> 
         where=where,
     )
     if member.is_subscriber and profile.members.send_contact:
-        contacts = [("HP", _phone(person.phone)), ("EM", person.email)]
-        filled = [part for code, value in contacts if value for part in (code, value)]
-        if filled:
-            seg("2100A", "PER", "IP", None, *filled, where=where)
+        contacts = [(code, value) for code, value in (("HP", _phone(person.phone)),
+                    ("EM", person.email)) if value]  # fmt: skip
+        # PER may appear once: both contacts together, else whichever X12 can carry.
+        for chosen in (contacts, *([c] for c in contacts)):
+            flat = [part for pair in chosen for part in pair]
+            if chosen and sink.optional(("2100A", "PER", "IP", "", *flat), where=where):
+                break
     if member.is_subscriber and person.address_1 and person.city:
-        seg("2100A", "N3", person.address_1, person.address_2, where=where)
-        seg("2100A", "N4", person.city, person.state, person.zip_code, where=where)
+        sink.optional(
+            ("2100A", "N3", person.address_1, person.address_2),
+            ("2100A", "N4", person.city, person.state, person.zip_code),
+            where=where,
+        )
     if person.birthdate:
         seg("2100A", "DMG", "D8", d8(person.birthdate), person.gender, where=where)
     for line in member.coverages:
