@@ -40,7 +40,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The one clock of the CLI; `--now` pins it for reproducible files (golden samples)."""
+    pinned: datetime | None = STATE.get("now")
+    return pinned or datetime.now(UTC)
 
 
 def parse_day(text: str | None, option: str) -> date | None:
@@ -60,9 +62,17 @@ def workspace(home: Path | None) -> Workspace:
 def main_options(
     home: HomeOption = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    pinned_now: Annotated[
+        str | None, typer.Option("--now", hidden=True, help="ISO datetime to use as now.")
+    ] = None,
 ) -> None:
     STATE["debug"] = debug
     STATE["home"] = home
+    if pinned_now is not None:
+        try:
+            STATE["now"] = datetime.fromisoformat(pinned_now).astimezone(UTC)
+        except ValueError:
+            raise UsageError("bad-now", "--now must be an ISO datetime") from None
 
 
 @carriers_app.command("list")

@@ -1,0 +1,112 @@
+"""A profile's `[encryption]` and `[delivery]` tables (key names are a contract other tools use).
+
+Secrets never live in TOML: a password is named by `password_env`; keys are files relative to the
+workspace. Errors name the profile file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import Field, StringConstraints, ValidationError, model_validator
+
+from edi.errors import ConfigError
+from edi.profiles import CarrierProfile
+from edi.workspace import StrictModel, Workspace, format_validation_error
+
+ModelT = TypeVar("ModelT", bound=StrictModel)
+
+Fingerprint = Annotated[
+    str, StringConstraints(pattern=r"^[0-9A-Fa-f]{40}$", to_upper=True, strip_whitespace=True)
+]
+
+
+class EncryptionConfig(StrictModel):
+    recipient_fingerprint: Fingerprint
+    public_key_file: str
+    armor: bool = False
+    sign: bool = False
+    signer_fingerprint: Fingerprint | None = None
+    signer_passphrase_env: str | None = None
+    extension: Literal[".pgp", ".gpg", ".asc"] = ".pgp"
+
+
+class DeliveryConfig(StrictModel):
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    username: str
+    private_key_file: str | None = None
+    password_env: str | None = None
+    host_key: str = Field(min_length=8)
+    remote_dir: str = "/"
+    upload_mode: Literal["rename", "direct"] = "rename"
+    max_attempts: int = Field(5, ge=1, le=50)
+    initial_backoff_s: float = Field(2.0, ge=0)
+    max_backoff_s: float = Field(300.0, ge=0)
+    max_total_s: float = Field(3600.0, gt=0)
+    connect_timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
+    disabled_algorithms: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> DeliveryConfig:
+        if not self.private_key_file and not self.password_env:
+            raise ValueError("set private_key_file or password_env")
+        if not (self.host_key.startswith("SHA256:") or " " in self.host_key):
+            raise ValueError("host_key must be 'SHA256:<base64>' or a known_hosts line")
+        return self
+
+
+def _section(profile: CarrierProfile, workspace: Workspace, name: str) -> dict[str, object]:
+    table = getattr(profile, name)
+    if not table:
+        raise ConfigError(
+            f"profile-no-{name}",
+            f"{workspace.carriers_dir / (profile.name + '.toml')}: has no [{name}] table",
+            hint=f"Add [{name}] to the carrier profile (see README: delivery settings).",
+        )
+    return dict(table)
+
+
+def _validated(
+    model: type[ModelT], profile: CarrierProfile, workspace: Workspace, name: str
+) -> ModelT:
+    path = workspace.carriers_dir / f"{profile.name}.toml"
+    try:
+        return model.model_validate(_section(profile, workspace, name))
+    except ValidationError as exc:
+        lines = [
+            line.replace(f"{path}: ", f"{path}: {name}.", 1)
+            for line in format_validation_error(path, exc)
+        ]
+        raise ConfigError(f"profile-invalid-{name}", lines[0], details=lines) from None
+
+
+def encryption_config(profile: CarrierProfile, workspace: Workspace) -> EncryptionConfig:
+    return _validated(EncryptionConfig, profile, workspace, "encryption")
+
+
+def delivery_config(profile: CarrierProfile, workspace: Workspace) -> DeliveryConfig:
+    return _validated(DeliveryConfig, profile, workspace, "delivery")
+
+
+def secret_from_env(variable: str | None, what: str) -> str | None:
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigError(
+            "secret-missing",
+            f"{what} is read from the environment variable {variable}, which is not set",
+            hint=f"export {variable}=... (secrets never live in TOML)",
+        )
+    return value
+
+
+def workspace_file(workspace: Workspace, relative: str, what: str) -> Path:
+    path = workspace.path(relative)
+    if not path.is_file():
+        raise ConfigError("file-missing", f"{what} {path} does not exist")
+    return path
