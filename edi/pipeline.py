@@ -156,15 +156,15 @@ def generate(
 ) -> GeneratedFile:
     profile = load_profile(workspace, carrier)
     source_dir, sample = resolve_source(workspace, source)
-    data = read_export(source_dir)
     effective = as_of or now.date()
     report = MappingReport()
-    groups = tracked(data.groups(), len(data), progress)
-    members = map_members(MappingContext(profile, effective, file_type), groups, report)
     target = out_dir or workspace.home / "out" / carrier
-    path, envelope, fingerprint, body, se01, validation = write_834(
-        workspace, profile, members, out_dir=target, file_type=file_type, now=now
-    )
+    with read_export(source_dir) as data:
+        groups = tracked(data.groups(), len(data), progress)
+        members = map_members(MappingContext(profile, effective, file_type), groups, report)
+        path, envelope, fingerprint, body, se01, validation = write_834(
+            workspace, profile, members, out_dir=target, file_type=file_type, now=now
+        )
     return GeneratedFile(
         carrier=carrier,
         path=path,

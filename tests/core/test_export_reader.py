@@ -30,8 +30,9 @@ def test_container_shapes(export: ExportBuilder, shape: str) -> None:
         "pages": [envelope(records[:2]), envelope(records[2:4]), envelope(records[4:])],
     }[shape]
     (root / "subscribers.json").write_text(json.dumps(document))
-    data = read_export(root)
-    assert [s.id for s in data.subscribers] == ["1", "2", "3", "4", "5"]
+    with read_export(root) as data:
+        assert [group.subscriber.id for group in data.groups()] == ["1", "2", "3", "4", "5"]
+        assert len(data) == 5
 
 
 def test_failure_envelope_is_refused(export: ExportBuilder) -> None:
@@ -102,6 +103,49 @@ def test_problems_are_all_listed_by_id(export: ExportBuilder) -> None:
     assert "subscriber id=1: birthdate" in details
     assert "subscriber id=2: first_name" in details
     assert "dependent id=9: subscriber_id=77 not found" in details
+
+
+def test_groups_carry_each_subscribers_records_in_source_order(export: ExportBuilder) -> None:
+    export.subscriber(2)
+    export.subscriber(1)
+    export.dependent(20, 1)
+    export.dependent(21, 2)
+    export.dependent(22, 1)
+    export.coverage(30, 1, "colonial_accident_1", dependent_ids=[22, 20])
+    with read_export(export.write()) as data:
+        groups = {g.subscriber.id: g for g in data.groups()}
+        assert list(groups) == ["2", "1"]
+        assert [d.id for d in groups["1"].dependents] == ["20", "22"]
+        assert [c.id for c in groups["1"].coverages] == ["30"] and not groups["2"].coverages
+        assert groups["1"].coverages[0].dependent_ids == ("22", "20")
+
+
+def test_streams_large_pages_without_loading_the_file(
+    export: ExportBuilder, tmp_path: Path
+) -> None:
+    """Pages larger than the read block and records split across blocks still parse."""
+    from edi.plansource import export as export_module
+
+    for sid in range(1, 401):
+        export.subscriber(sid, address_2="x" * 500)
+    root = export.write()
+    pages = [envelope(export.subscribers[i : i + 150]) for i in range(0, 400, 150)]
+    (root / "subscribers.json").write_text(json.dumps(pages, indent=1))
+    block, export_module.READ_BLOCK = export_module.READ_BLOCK, 4096
+    try:
+        with read_export(root) as data:
+            assert len(data) == 400
+    finally:
+        export_module.READ_BLOCK = block
+
+
+def test_truncated_json_is_refused(export: ExportBuilder) -> None:
+    export.subscriber(1)
+    root = export.write()
+    text = (root / "subscribers.json").read_text()
+    (root / "subscribers.json").write_text(text[: len(text) // 2])
+    with pytest.raises(SourceDataError, match="not valid JSON"):
+        read_export(root)
 
 
 def test_missing_directory_and_file(tmp_path: Path) -> None:
