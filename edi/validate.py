@@ -10,17 +10,22 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edi.profiles import CarrierProfile
 from edi.x12.reader import read_segments
 
+# Below this size the process start-up costs more than the parallel run saves.
+PARALLEL_FROM_BYTES = 2_000_000
+MAX_WORKERS = 8
 _QUOTED = re.compile(r"""(["'(]).*?(["')])""")
 _LONG_DIGITS = re.compile(r"\d{4,}")
 
@@ -78,9 +83,10 @@ class _LoopTracker:
         self.by_segment.append(self.index[loop_id])
 
     def loop_of(self, line: int | None) -> str:
-        if line is None or not 0 <= line < len(self.by_segment):
+        """The loop of the segment at pyx12's 1-based position `line` (ISA is 1)."""
+        if line is None or not 1 <= line <= len(self.by_segment):
             return ""
-        return self.loop_ids[self.by_segment[line]]
+        return self.loop_ids[self.by_segment[line - 1]]
 
 
 def _walk_pyx12_errors(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -298,9 +304,53 @@ def _count_only(path: Path) -> _Scan:
     return scan
 
 
-def validate_file(path: Path, profile: CarrierProfile | None = None) -> ValidationReport:
+def _piece_findings(piece_path: str) -> list[Finding]:
+    return pyx12_findings(Path(piece_path))
+
+
+def parallel_pyx12_findings(path: Path, workers: int, pieces_per_worker: int = 2) -> list[Finding]:
+    """pyx12's verdict on the whole file, computed piecewise in worker processes.
+
+    Members are independent, so each piece (header + whole member loops + trailer, see
+    `edi.x12.chunks`) is validated alone and its findings are renumbered to the whole file;
+    envelope findings, which every piece repeats, are kept once."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from edi.x12.chunks import split_interchange
+
+    with tempfile.TemporaryDirectory(prefix="edi-validate-") as scratch:
+        split = split_interchange(path, workers * pieces_per_worker, Path(scratch))
+        if split is None or len(split.pieces) < 2:
+            return pyx12_findings(path)
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_piece_findings, [str(p.path) for p in split.pieces]))
+    seen: dict[tuple[object, ...], Finding] = {}
+    se_problem = split.se_count_problem()
+    if se_problem:
+        seen[("se-count",)] = Finding(
+            split.se_position, "ST", "ST_LOOP", "4", redact(se_problem), "pyx12"
+        )
+    for piece, findings in zip(split.pieces, results, strict=True):
+        for finding in findings:
+            number = finding.segment_number
+            if number is not None:
+                finding = replace(finding, segment_number=split.position_in_file(piece, number))
+            key = (finding.segment_number, finding.segment_id, finding.code, finding.message)
+            seen.setdefault(key, finding)
+    return list(seen.values())
+
+
+def validate_file(
+    path: Path, profile: CarrierProfile | None = None, workers: int | None = None
+) -> ValidationReport:
+    """pyx12 and the profile's rules. Large files are validated in parallel pieces; `workers`
+    of 1 forces the single-process run."""
     report = ValidationReport(str(path))
-    report.findings.extend(pyx12_findings(path))
+    chosen = workers or min(os.cpu_count() or 1, MAX_WORKERS)
+    if chosen > 1 and path.stat().st_size >= PARALLEL_FROM_BYTES:
+        report.findings.extend(parallel_pyx12_findings(path, chosen))
+    else:
+        report.findings.extend(pyx12_findings(path))
     try:
         report.findings.extend(profile_findings(path, profile))
     except Exception as exc:  # a file pyx12 could not read is already a finding
