@@ -27,6 +27,7 @@ from edi.x12.grammar import ElementSpec, segment_spec
 # The 5010 extended character set (what pyx12 enforces), upper-cased as carriers expect.
 _NOT_X12_TEXT = re.compile(r"""[^A-Z0-9!"&'()*+,\-./:;?= %~@\[\]_{}\\|<>^`#$]""")
 _SPACES = re.compile(r" {2,}")
+RENDERED_CACHE_SIZE = 50_000
 BGN08 = {"changes": "2", "full": "2", "audit": "4"}
 
 
@@ -70,6 +71,8 @@ class SegmentSink:
         self.delimiters = delimiters
         self.terminator = delimiters.segment + ("\n" if delimiters.line_breaks else "")
         self.count = 0
+        # Coverage and date segments repeat across members; a checked segment is checked once.
+        self._rendered: dict[tuple[str | None, ...], str] = {}
 
     def _element(self, spec: ElementSpec | None, value: str, where: str, loop: str) -> str:
         if spec is None:
@@ -118,7 +121,17 @@ class SegmentSink:
             self.count += 1
 
     def segment(self, loop: str, seg_id: str, *elements: str | None, where: str = "file") -> None:
-        self.write(self.render(loop, seg_id, *elements, where=where))
+        if loop == "2100A":  # names and addresses never repeat: not worth remembering
+            self.write(self.render(loop, seg_id, *elements, where=where))
+            return
+        key = (loop, seg_id, *elements)
+        text = self._rendered.get(key)
+        if text is None:
+            text = self.render(loop, seg_id, *elements, where=where)
+            if len(self._rendered) >= RENDERED_CACHE_SIZE:
+                self._rendered.clear()
+            self._rendered[key] = text
+        self.write(text)
 
     def optional(self, *segments: tuple[str, ...], where: str) -> bool:
         """Situational segments that go together (N3 + N4): all are written or none.
