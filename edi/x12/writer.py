@@ -187,8 +187,11 @@ def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> 
         where=where,
     )
     if member.is_subscriber and profile.members.send_contact:
-        contacts = [(code, value) for code, value in (("HP", _phone(person.phone)),
-                    ("EM", person.email)) if value]  # fmt: skip
+        contacts = [
+            (code, value)
+            for code, value in (("HP", _phone(person.phone)), ("EM", person.email))
+            if value
+        ]
         # PER may appear once: both contacts together, else whichever X12 can carry.
         for chosen in (contacts, *([c] for c in contacts)):
             flat = [part for pair in chosen for part in pair]
