@@ -12,6 +12,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
+import transmit
 from edi.errors import ConfigError
 from edi.profiles import CarrierProfile
 from edi.workspace import StrictModel, Workspace, format_validation_error
@@ -110,3 +111,78 @@ def workspace_file(workspace: Workspace, relative: str, what: str) -> Path:
     if not path.is_file():
         raise ConfigError("file-missing", f"{what} {path} does not exist")
     return path
+
+
+def encryption_spec(profile: CarrierProfile, workspace: Workspace) -> transmit.EncryptionSpec:
+    config = encryption_config(profile, workspace)
+    return transmit.EncryptionSpec(
+        recipient_fingerprint=config.recipient_fingerprint,
+        public_key_file=workspace_file(
+            workspace, config.public_key_file, "encryption.public_key_file"
+        ),
+        armor=config.armor,
+        sign=config.sign,
+        signer_fingerprint=config.signer_fingerprint,
+        signer_passphrase=secret_from_env(config.signer_passphrase_env, "the signing passphrase"),
+    )
+
+
+def sftp_settings(profile: CarrierProfile, workspace: Workspace) -> transmit.SftpSettings:
+    config = delivery_config(profile, workspace)
+    key = (
+        workspace_file(workspace, config.private_key_file, "delivery.private_key_file")
+        if config.private_key_file
+        else None
+    )
+    return transmit.SftpSettings(
+        host=config.host,
+        port=config.port,
+        username=config.username,
+        host_key=config.host_key,
+        remote_dir=config.remote_dir,
+        private_key_file=key,
+        password=secret_from_env(config.password_env, "the SFTP password") if not key else None,
+        connect_timeout_s=config.connect_timeout_s,
+        timeout_s=config.timeout_s,
+        disabled_algorithms=config.disabled_algorithms,
+    )
+
+
+def retry_policy(profile: CarrierProfile, workspace: Workspace) -> transmit.RetryPolicy:
+    config = delivery_config(profile, workspace)
+    return transmit.RetryPolicy(
+        max_attempts=config.max_attempts,
+        initial_backoff_s=config.initial_backoff_s,
+        max_backoff_s=config.max_backoff_s,
+        max_total_s=config.max_total_s,
+        jitter_s=min(1.0, config.initial_backoff_s),
+    )
+
+
+def delivery_log(workspace: Workspace) -> transmit.DeliveryLog:
+    state = workspace.ensure_state()
+    return transmit.DeliveryLog(state / "delivery-log.sqlite", state / "keys" / "log-ed25519.pem")
+
+
+def alerter(workspace: Workspace) -> transmit.Alerter:
+    alerts, smtp = workspace.settings.alerts, workspace.settings.smtp
+    channels: list[transmit.Channel] = []
+    if alerts.email_to:
+        password = os.environ.get(smtp.password_env) if smtp.password_env else None
+        channels.append(
+            transmit.EmailChannel(
+                host=smtp.host,
+                port=smtp.port,
+                sender=smtp.from_,
+                recipients=tuple(alerts.email_to),
+                starttls=smtp.starttls,
+                username=smtp.username,
+                password=password,
+                timeout_s=smtp.timeout_s,
+            )
+        )
+    if alerts.webhook_url:
+        channels.append(transmit.WebhookChannel(alerts.webhook_url))
+    if alerts.slack_webhook_url:
+        channels.append(transmit.SlackChannel(alerts.slack_webhook_url))
+    return transmit.Alerter(channels)

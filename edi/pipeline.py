@@ -7,6 +7,8 @@ validate → rename. A file that fails validation is deleted; nothing half-writt
 from __future__ import annotations
 
 import contextlib
+import getpass
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +16,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from edi.errors import SourceDataError, ValidationFailed
+import transmit
+from edi import delivery_config
+from edi.errors import DeliveryFailed, EdiError, SourceDataError, ValidationFailed
 from edi.mapping import MappingContext, map_members
 from edi.members import FileType, MappingReport, Member
 from edi.plansource.export import read_export
@@ -179,3 +183,345 @@ def generate(
         sample_data=sample,
         as_of=effective,
     )
+
+
+# Delivery -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FileFacts:
+    """What the log and alerts say about a file: ids, control numbers and counts, no PHI."""
+
+    path: Path
+    isa13: str
+    gs06: str
+    st02: str
+    members: int
+    coverage_lines: int
+
+    @classmethod
+    def scan(cls, path: Path) -> FileFacts:
+        from edi.x12.reader import read_segments
+
+        positions = {"ISA": 13, "GS": 6, "ST": 2}
+        ids = dict.fromkeys(positions, "")
+        members = lines = 0
+        for seg in read_segments(path):
+            position = positions.get(seg[0])
+            if position is not None and not ids[seg[0]] and len(seg) > position:
+                ids[seg[0]] = seg[position]
+            members += seg[0] == "INS"
+            lines += seg[0] == "HD"
+        return cls(path, ids["ISA"], ids["GS"], ids["ST"], members, lines)
+
+    def log_facts(self) -> dict[str, object]:
+        return {
+            "file_id": self.path.name,
+            "isa13": self.isa13,
+            "gs06": self.gs06,
+            "st02": self.st02,
+            "member_count": self.members,
+            "coverage_count": self.coverage_lines,
+        }
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    carrier: str
+    outcome: str  # delivered | already-delivered
+    facts: FileFacts
+    remote_path: str
+    attempts: int
+    log_seq: int
+    generated: GeneratedFile | None = None
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "carrier": self.carrier,
+            "outcome": self.outcome,
+            "remote_path": self.remote_path,
+            "attempts": self.attempts,
+            "log_seq": self.log_seq,
+            **self.facts.log_facts(),
+            **({"generated": self.generated.summary()} if self.generated else {}),
+        }
+
+
+def actor(schedule_id: str | None) -> dict[str, object]:
+    return {"host": socket.gethostname(), "user": getpass.getuser(), "schedule_id": schedule_id}
+
+
+def _alert(workspace: Workspace, event: transmit.AlertEvent) -> list[str]:
+    return [
+        f"{o.channel}:{'sent' if o.ok else 'failed'}"
+        for o in delivery_config.alerter(workspace).send(event)
+    ]
+
+
+def record_failure(
+    workspace: Workspace,
+    carrier: str,
+    error: EdiError | transmit.TransmitError,
+    *,
+    kind: str,
+    now: datetime,
+    facts: FileFacts | None = None,
+    schedule_id: str | None = None,
+) -> None:
+    """No failure goes unlogged and unalerted; the alert names codes and ids, never PHI."""
+    log = delivery_config.delivery_log(workspace)
+    control = {"isa13": facts.isa13, "gs06": facts.gs06, "st02": facts.st02} if facts else {}
+    sent = _alert(
+        workspace,
+        transmit.AlertEvent(
+            kind=kind,
+            carrier=carrier,
+            message=error.message,
+            file_id=facts.path.name if facts else None,
+            control_numbers={k: v for k, v in control.items() if v},
+            counts={"members": facts.members, "coverage_lines": facts.coverage_lines}
+            if facts
+            else {},
+            error_code=error.code,
+            error_class=type(error).__name__,
+        ),
+    )
+    log.append(
+        kind,
+        now=now,
+        carrier=carrier,
+        outcome="failed",
+        actor=actor(schedule_id),
+        error_class=type(error).__name__,
+        error_code=error.code,
+        error_message=error.message,
+        alerts_sent=sent,
+        **(facts.log_facts() if facts else {}),
+    )
+    log.checkpoint(now=now)
+
+
+def _outbox_copy(
+    workspace: Workspace, profile: CarrierProfile, facts: FileFacts, plain_sha: str, now: datetime
+) -> tuple[Path, transmit.EncryptionResult]:
+    """The encrypted file, made once per content: a retry or re-run sends the same bytes."""
+    spec = delivery_config.encryption_spec(profile, workspace)
+    extension = delivery_config.encryption_config(profile, workspace).extension
+    target = (
+        workspace.state_dir / "outbox" / profile.name / plain_sha / (facts.path.name + extension)
+    )
+    if target.exists():
+        return target, transmit.EncryptionResult(
+            path=target,
+            plaintext_sha256=plain_sha,
+            ciphertext_sha256=transmit.sha256_file(target),
+            plaintext_size=facts.path.stat().st_size,
+            ciphertext_size=target.stat().st_size,
+            recipient_fingerprint=spec.recipient_fingerprint,
+            signer_fingerprint=spec.signer_fingerprint if spec.sign else None,
+        )
+    return target, transmit.encrypt_file(facts.path, target, spec, workspace.gnupg_home)
+
+
+def deliver_file(
+    workspace: Workspace,
+    profile: CarrierProfile,
+    facts: FileFacts,
+    *,
+    now: datetime,
+    schedule_id: str | None = None,
+    generated: GeneratedFile | None = None,
+) -> RunOutcome:
+    """Encrypt → deliver (retry) → log; a file already delivered is never sent twice."""
+    log = delivery_config.delivery_log(workspace)
+    plain_sha = transmit.sha256_file(facts.path)
+    base = {
+        "carrier": profile.name,
+        "actor": actor(schedule_id),
+        "plaintext_sha256": plain_sha,
+        "verification": "pyx12 and profile rules: valid",
+        **facts.log_facts(),
+    }
+    previous = log.last_delivery(profile.name, plain_sha)
+    if previous is not None:
+        entry = log.append(
+            "delivery",
+            now=now,
+            outcome="already-delivered",
+            remote_final_path=previous.get("remote_final_path"),
+            details={"previous_entry": previous.seq},
+            **base,
+        )
+        log.checkpoint(now=now)
+        return RunOutcome(
+            profile.name,
+            "already-delivered",
+            facts,
+            str(previous.get("remote_final_path")),
+            0,
+            entry.seq,
+            generated,
+        )
+    try:
+        settings = delivery_config.sftp_settings(profile, workspace)
+        mode = delivery_config.delivery_config(profile, workspace).upload_mode
+        encrypted_path, encrypted = _outbox_copy(workspace, profile, facts, plain_sha, now)
+    except transmit.TransmitError as error:
+        record_failure(
+            workspace,
+            profile.name,
+            error,
+            kind="delivery-failed",
+            now=now,
+            facts=facts,
+            schedule_id=schedule_id,
+        )
+        raise DeliveryFailed(error.code, error.message, hint=error.hint) from error
+    crypto = {
+        "ciphertext_sha256": encrypted.ciphertext_sha256,
+        "plaintext_size": encrypted.plaintext_size,
+        "ciphertext_size": encrypted.ciphertext_size,
+        "recipient_fingerprint": encrypted.recipient_fingerprint,
+        "signer_fingerprint": encrypted.signer_fingerprint,
+        "remote_host": settings.host,
+        "remote_port": settings.port,
+    }
+    remote_dir = settings.remote_dir.rstrip("/")
+
+    def remote(name: str | None) -> str | None:
+        return f"{remote_dir}/{name}" if name else None
+
+    def log_attempt(a: transmit.AttemptRecord) -> None:
+        log.append(
+            "attempt",
+            now=a.ended_at,
+            attempt=a.attempt,
+            outcome=a.outcome,
+            host_key_fingerprint=a.host_key_fingerprint or None,
+            remote_temp_path=remote(a.remote_temp_path),
+            remote_final_path=remote(a.remote_final_path),
+            error_class=a.error_class,
+            error_code=a.error_code,
+            error_message=a.error_message,
+            **base,
+            **crypto,
+        )
+
+    try:
+        result = transmit.deliver(
+            encrypted_path,
+            encrypted_path.name,
+            lambda: transmit.SftpDestination(settings),
+            upload_mode=mode,
+            policy=delivery_config.retry_policy(profile, workspace),
+            on_attempt=log_attempt,
+        )
+    except transmit.DeliveryError as error:
+        record_failure(
+            workspace,
+            profile.name,
+            error,
+            kind="delivery-failed",
+            now=now,
+            facts=facts,
+            schedule_id=schedule_id,
+        )
+        raise DeliveryFailed(
+            error.code, f"{profile.name}: {error.message}", hint=error.hint
+        ) from error
+    last = result.last
+    sent: list[str] = []
+    if workspace.settings.alerts.notify_success:
+        sent = _alert(
+            workspace,
+            transmit.AlertEvent(
+                kind="delivery-succeeded",
+                carrier=profile.name,
+                message=f"{result.outcome}",
+                file_id=facts.path.name,
+                control_numbers={"isa13": facts.isa13},
+            ),
+        )
+    entry = log.append(
+        "delivery",
+        now=now,
+        outcome=result.outcome,
+        attempt=last.attempt,
+        host_key_fingerprint=last.host_key_fingerprint,
+        remote_temp_path=remote(last.remote_temp_path),
+        remote_final_path=f"{remote_dir}/{last.remote_final_path}",
+        alerts_sent=sent,
+        **base,
+        **crypto,
+    )
+    log.checkpoint(now=now)
+    return RunOutcome(
+        profile.name,
+        result.outcome,
+        facts,
+        f"{remote_dir}/{last.remote_final_path}",
+        len(result.attempts),
+        entry.seq,
+        generated,
+    )
+
+
+def run(
+    workspace: Workspace,
+    carrier: str,
+    *,
+    now: datetime,
+    as_of: date | None = None,
+    source: Path | None = None,
+    file_type: FileType | None = None,
+    schedule_id: str | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """generate → validate → encrypt → deliver → log; any failure is logged and alerted."""
+    profile = load_profile(workspace, carrier)
+    try:
+        generated = generate(
+            workspace,
+            carrier,
+            now=now,
+            as_of=as_of,
+            source=source,
+            file_type=file_type or "full",
+            progress=progress,
+        )
+    except (SourceDataError, ValidationFailed) as error:
+        record_failure(
+            workspace, carrier, error, kind="validation-failed", now=now, schedule_id=schedule_id
+        )
+        raise
+    facts = FileFacts(
+        generated.path,
+        generated.isa13,
+        str(generated.envelope.control_number),
+        "0001",
+        generated.body.members,
+        generated.body.coverage_lines,
+    )
+    return deliver_file(
+        workspace, profile, facts, now=now, schedule_id=schedule_id, generated=generated
+    )
+
+
+def send(
+    workspace: Workspace, carrier: str, file: Path, *, now: datetime, schedule_id: str | None = None
+) -> RunOutcome:
+    """Deliver an existing file; it is validated first, and never sent when invalid."""
+    profile = load_profile(workspace, carrier)
+    report = validate_file(file, profile)
+    if not report.valid:
+        error = ValidationFailed(
+            "file-invalid",
+            f"{file.name} failed validation with {len(report.findings)} finding(s); "
+            "it was not sent",
+            details=[f.line() for f in report.findings[:50]],
+        )
+        record_failure(
+            workspace, carrier, error, kind="validation-failed", now=now, schedule_id=schedule_id
+        )
+        raise error
+    return deliver_file(workspace, profile, FileFacts.scan(file), now=now, schedule_id=schedule_id)

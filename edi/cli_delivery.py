@@ -1,0 +1,250 @@
+"""`edi run`, `edi send`, `edi log ...` and `edi demo`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+log_app = typer.Typer(
+    help="The compliance delivery log (append-only, hash-chained, signed).", no_args_is_help=True
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
+COLUMNS = (
+    "seq",
+    "recorded_at",
+    "event",
+    "carrier",
+    "outcome",
+    "isa13",
+    "member_count",
+    "attempt",
+    "error_code",
+)
+
+
+def _cli() -> Any:
+    from edi import cli
+
+    return cli
+
+
+def _day(text: str | None, option: str, end: bool = False) -> datetime | None:
+    parsed = _cli().parse_day(text, option)
+    if parsed is None:
+        return None
+    moment = datetime.combine(parsed, datetime.max.time() if end else datetime.min.time())
+    return moment.replace(tzinfo=UTC)
+
+
+def run_command(
+    carrier: Annotated[str, typer.Option("--carrier", "-c", help="Carrier profile name.")],
+    source: Annotated[Path | None, typer.Option(help="PlanSource export directory.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate, validate, encrypt, deliver and log; re-running sends nothing twice."""
+    from edi.pipeline import run
+
+    cli = _cli()
+    outcome = run(
+        cli.workspace(home),
+        carrier,
+        now=cli.now(),
+        as_of=cli.parse_day(as_of, "--as-of"),
+        source=source,
+    )
+    _report(outcome.summary(), as_json)
+
+
+def send_command(
+    file: Annotated[Path, typer.Argument(help="An 834 file to deliver.")],
+    carrier: Annotated[str, typer.Option("--carrier", "-c", help="Carrier profile name.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Deliver an existing 834 (validated first; never sent when invalid)."""
+    from edi.errors import UsageError
+    from edi.pipeline import send
+
+    if not file.is_file():
+        raise UsageError("file-missing", f"{file} does not exist")
+    cli = _cli()
+    _report(send(cli.workspace(home), carrier, file, now=cli.now()).summary(), as_json)
+
+
+def _report(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    err = _cli().err
+    if summary["outcome"] == "already-delivered":
+        err.print(
+            f"[yellow]{summary['carrier']}: already delivered[/] as {summary['remote_path']}; "
+            "nothing was sent (log entry %s)" % summary["log_seq"]
+        )
+    else:
+        err.print(
+            f"[green]{summary['carrier']}: delivered[/] {summary['file_id']} → "
+            f"{summary['remote_path']} in {summary['attempts']} attempt(s), "
+            f"ISA13 {summary['isa13']}, {summary['member_count']} members (log entry "
+            f"{summary['log_seq']})"
+        )
+    print(summary["remote_path"])
+
+
+def _log(home: Path | None) -> Any:
+    from edi.delivery_config import delivery_log
+
+    return delivery_log(_cli().workspace(home))
+
+
+@log_app.command("list")
+def log_list(
+    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    outcome: Annotated[str | None, typer.Option(help="delivered, failed, ...")] = None,
+    event: Annotated[str | None, typer.Option(help="delivery, attempt, ...")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Entries, filtered by carrier, date range, outcome or event."""
+    entries = _log(home).entries(
+        carrier=carrier,
+        since=_day(since, "--since"),
+        until=_day(until, "--until", end=True),
+        outcome=outcome,
+        event=event,
+    )
+    if as_json:
+        print(json.dumps([{**e.body, "entry_hash": e.entry_hash} for e in entries], indent=2))
+        return
+    table = Table(title="Delivery log")
+    for column in COLUMNS:
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(*(str(entry.get(c, "") if c != "seq" else entry.seq) for c in COLUMNS))
+    _cli().out.print(table)
+
+
+@log_app.command("show")
+def log_show(seq: int, home: HomeOption = None) -> None:
+    """One entry with every field and its hashes."""
+    from edi.errors import UsageError
+
+    entry = _log(home).get(seq)
+    if entry is None:
+        raise UsageError("log-no-entry", f"the delivery log has no entry {seq}")
+    print(
+        json.dumps(
+            {**entry.body, "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash},
+            indent=2,
+            sort_keys=True,
+        )
+    )
+
+
+@log_app.command("verify")
+def log_verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Recompute the hash chain and check every signed checkpoint; exit 1 on any tampering."""
+    report = _log(home).verify()
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "entries": report.entries,
+                    "checkpoints": report.checkpoints,
+                    "first_bad_entry": report.first_bad_seq,
+                    "problem": report.problem,
+                },
+                indent=2,
+            )
+        )
+    elif report.ok:
+        _cli().out.print(
+            f"[green]intact[/]: {report.entries} entries, {report.checkpoints} signed "
+            "checkpoints verified"
+        )
+    else:
+        _cli().out.print(
+            f"[red]TAMPERED[/]: first bad entry {report.first_bad_seq}: {report.problem}"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@log_app.command("export")
+def log_export(
+    fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
+    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Write entries to stdout as CSV or JSON for auditors."""
+    from edi.errors import UsageError
+
+    if fmt not in ("csv", "json"):
+        raise UsageError("bad-format", "--format must be csv or json")
+    log = _log(home)
+    entries = log.entries(
+        carrier=carrier, since=_day(since, "--since"), until=_day(until, "--until", end=True)
+    )
+    (log.export_csv if fmt == "csv" else log.export_json)(sys.stdout, entries)
+
+
+@log_app.command("report")
+def log_report(
+    html: Annotated[Path, typer.Option("--html", help="Where to write the page.")],
+    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    home: HomeOption = None,
+) -> None:
+    """An HTML page auditors open without the tool: deliveries per carrier, hashes, verification."""
+    log = _log(home)
+    path = log.render_html(html, log.entries(carrier=carrier), log.verify(), _cli().now())
+    print(path)
+
+
+@log_app.command("public-key")
+def log_public_key(home: HomeOption = None) -> None:
+    """The Ed25519 public key that verifies the checkpoints (PEM)."""
+    print(_log(home).export_public_key(), end="")
+
+
+def demo_command(
+    workspace_dir: Annotated[
+        Path, typer.Option("--workspace", help="Where the demo lives.")
+    ] = Path("state/demo"),
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="The sample data's as-of date.")
+    ] = "2026-11-24",
+) -> None:
+    """The whole pipeline on embedded defaults: samples → 834s → PGP → loopback sshd → log."""
+    from edi.demo import run_demo
+
+    cli = _cli()
+    run_demo(
+        cli.workspace(None),
+        workspace_dir.resolve(),
+        as_of=date.fromisoformat(as_of),
+        now=cli.now(),
+        out=cli.out,
+        err=cli.err,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+    app.command("send")(send_command)
+    app.add_typer(log_app, name="log")
+    app.command("demo")(demo_command)
