@@ -58,7 +58,8 @@ class AlertOutcome:
 
 
 class Channel(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def send(self, event: AlertEvent) -> None: ...
 

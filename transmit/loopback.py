@@ -7,8 +7,11 @@ absolute paths of the folders it was given.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -116,7 +119,11 @@ class LoopbackSftpServer:
         raise TransmitError("sshd-timeout", f"sshd did not listen on port {self.port}")
 
     def stop(self) -> None:
+        """Stops the listener and every session it forked, cutting transfers in flight."""
         if self.process is not None and self.process.poll() is None:
+            for child in _descendants(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -134,6 +141,22 @@ class LoopbackSftpServer:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, owner in parents.items() if owner == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
 
 
 def sftp_client_available() -> bool:

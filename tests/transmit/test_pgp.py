@@ -1,0 +1,66 @@
+"""OpenPGP with the real gpg: round trip, packet format, and every key we must refuse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import transmit
+from tests.support.servers import CarrierKey
+
+
+def plaintext(tmp_path: Path) -> Path:
+    path = tmp_path / "file.834"
+    path.write_bytes(b"ISA*00*TEST~" * 2000)
+    return path
+
+
+@pytest.mark.parametrize("armor", [False, True])
+def test_round_trip_aes256_with_mdc_and_no_aead(
+    tmp_path: Path, carrier_key: CarrierKey, armor: bool
+) -> None:
+    src = plaintext(tmp_path)
+    spec = transmit.EncryptionSpec(
+        carrier_key.fingerprint, carrier_key.public_key_file, armor=armor
+    )
+    result = transmit.encrypt_file(src, tmp_path / "out.pgp", spec, tmp_path / "workspace-gnupg")
+    assert carrier_key.decrypt(result.path) == src.read_bytes()
+    assert result.plaintext_sha256 == transmit.sha256_file(src)
+    assert result.ciphertext_sha256 == transmit.sha256_file(result.path)
+    assert result.path.read_bytes().startswith(b"-----BEGIN PGP MESSAGE") is armor
+    packets = carrier_key.packets(result.path)
+    assert re.search(r"encrypted data packet:\s+length: \S+\s+mdc_method: 2", packets), packets
+    assert "tag=20" not in packets, "AEAD (OCB) packets are unreadable for older carrier tooling"
+    assert "AES256 encrypted data" in packets
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_wrong_fingerprint_is_refused(tmp_path: Path, carrier_key: CarrierKey) -> None:
+    spec = transmit.EncryptionSpec("A" * 40, carrier_key.public_key_file)
+    with pytest.raises(transmit.KeyRefused) as refused:
+        transmit.encrypt_file(plaintext(tmp_path), tmp_path / "out.pgp", spec, tmp_path / "g")
+    assert refused.value.code == "pgp-key-not-found"
+    assert not (tmp_path / "out.pgp").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("expired", "pgp-key-expired"),
+        ("revoked", "pgp-key-revoked"),
+        ("sign-only", "pgp-key-cannot-encrypt"),
+    ],
+)
+def test_unusable_keys_are_refused(
+    tmp_path: Path, bad_keys: dict[str, CarrierKey], kind: str, code: str
+) -> None:
+    key = bad_keys[kind]
+    spec = transmit.EncryptionSpec(key.fingerprint, key.public_key_file)
+    with pytest.raises(transmit.KeyRefused) as refused:
+        transmit.encrypt_file(
+            plaintext(tmp_path), tmp_path / "out.pgp", spec, tmp_path / f"g-{kind}"
+        )
+    assert refused.value.code == code
+    assert not (tmp_path / "out.pgp").exists()
