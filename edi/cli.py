@@ -272,13 +272,18 @@ def _register_optional_commands() -> None:
 
 
 def report_error(error: EdiError, shown: int = 20) -> None:
-    err.print(f"[red]error[/] {escape(f'[{error.code}]')} {escape(error.message)}", highlight=False)
+    """One line per fact, never wrapped: people and monitors grep these."""
+
+    def say(text: str, markup: bool = True) -> None:
+        err.print(text, soft_wrap=True, highlight=False, markup=markup)
+
+    say(f"[red]error[/] {escape(f'[{error.code}]')} {escape(error.message)}")
     for line in error.details[:shown]:
-        err.print(f"  {line}", markup=False, highlight=False)
+        say(f"  {line}", markup=False)
     if len(error.details) > shown:
-        err.print(f"  … and {len(error.details) - shown} more", highlight=False)
+        say(f"  … and {len(error.details) - shown} more")
     if error.hint:
-        err.print(f"[dim]hint: {escape(error.hint)}[/]", highlight=False)
+        say(f"[dim]hint: {escape(error.hint)}[/]")
 
 
 def main(argv: list[str] | None = None) -> None:
