@@ -148,7 +148,7 @@ def test_connection_dropped_mid_upload_then_recovers(tmp_path: Path, sshd: Sshd)
     )
     cutter.join()
     assert result.outcome == "delivered"
-    assert [a.outcome for a in attempts][0] == "failed" and attempts[-1].outcome == "delivered"
+    assert attempts[0].outcome == "failed" and attempts[-1].outcome == "delivered"
     assert sorted(p.name for p in sshd.inbox.iterdir()) == [local.name]
     assert transmit.sha256_file(sshd.inbox / local.name) == transmit.sha256_file(local)
 
