@@ -22,7 +22,7 @@ from edi.profiles import profile_names
 from edi.workspace import Workspace
 
 
-def _demo_tables(
+def demo_tables(
     carrier: str, fingerprint: str, server: transmit.LoopbackServer, inbox: Path
 ) -> str:
     lines = [
@@ -38,7 +38,7 @@ def _demo_tables(
         f'host = "{server.host}"',
         f"port = {server.port}",
         f'username = "{server.username}"',
-        'private_key_file = "state/sshd/client_ed25519"',
+        f'private_key_file = "{server.client_key}"',
         f'host_key = "{server.host_key_fingerprint}"',
         f'remote_dir = "{inbox}"',
         'upload_mode = "rename"',
@@ -105,7 +105,7 @@ def run_demo(
             inbox.mkdir(parents=True, exist_ok=True)
             profile_file = workspace.carriers_dir / f"{carrier}.toml"
             profile_file.write_text(
-                profile_file.read_text() + _demo_tables(carrier, fingerprint, server, inbox)
+                profile_file.read_text() + demo_tables(carrier, fingerprint, server, inbox)
             )
         for carrier in profile_names(workspace):
             outcome = run(workspace, carrier, now=now, as_of=as_of)

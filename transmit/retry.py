@@ -36,7 +36,7 @@ class RetryPolicy:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_total_s),
             wait=wait_exponential_jitter(
-                initial=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.jitter_s
+                multiplier=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.jitter_s
             ),
             retry=retry_if_exception_type(TransientDeliveryError),
             reraise=True,
