@@ -54,6 +54,18 @@ def parse_day(text: str | None, option: str) -> date | None:
         raise UsageError("bad-date", f"{option} must be YYYY-MM-DD") from None
 
 
+def file_type_option(text: str | None) -> Any:
+    if text is not None and text not in ("full", "changes", "audit"):
+        raise UsageError("bad-file-type", "--type must be full, changes or audit")
+    return text
+
+
+def guard_override(allow: bool, reason: str | None) -> bool:
+    if allow and not (reason and reason.strip()):
+        raise UsageError("reason-required", "--allow-mass-termination needs --reason '...'")
+    return allow
+
+
 def workspace(home: Path | None) -> Workspace:
     return Workspace.open(home or STATE["home"])
 
@@ -179,7 +191,11 @@ def generate(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="YYYY-MM-DD (default today).")
     ] = None,
-    file_type: Annotated[str, typer.Option("--type", help="full | changes | audit")] = "full",
+    file_type: Annotated[
+        str | None, typer.Option("--type", help="full | changes | audit (default: profile)")
+    ] = None,
+    allow_mass_termination: Annotated[bool, typer.Option("--allow-mass-termination")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why the guard may be passed.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -188,8 +204,6 @@ def generate(
 
     from edi.pipeline import generate as run_generate
 
-    if file_type not in ("full", "changes", "audit"):
-        raise UsageError("bad-file-type", "--type must be full, changes or audit")
     ws = workspace(home)
     with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
         task = bar.add_task(f"mapping {carrier}", total=None)
@@ -200,7 +214,9 @@ def generate(
             as_of=parse_day(as_of, "--as-of"),
             source=source,
             out_dir=out_dir,
-            file_type=file_type,  # type: ignore[arg-type]
+            file_type=file_type_option(file_type),
+            allow_mass_termination=guard_override(allow_mass_termination, reason),
+            reason=reason,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     summary = result.summary()
@@ -277,7 +293,8 @@ def report_error(error: EdiError, shown: int = 20) -> None:
     def say(text: str, markup: bool = True) -> None:
         err.print(text, soft_wrap=True, highlight=False, markup=markup)
 
-    say(f"[red]error[/] {escape(f'[{error.code}]')} {escape(error.message)}")
+    label = "[yellow]note[/]" if error.exit_code == 0 else "[red]error[/]"
+    say(f"{label} {escape(f'[{error.code}]')} {escape(error.message)}")
     for line in error.details[:shown]:
         say(f"  {line}", markup=False)
     if len(error.details) > shown:

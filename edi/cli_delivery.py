@@ -48,6 +48,13 @@ def run_command(
     carrier: Annotated[str, typer.Option("--carrier", "-c", help="Carrier profile name.")],
     source: Annotated[Path | None, typer.Option(help="PlanSource export directory.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD.")] = None,
+    file_type: Annotated[
+        str | None, typer.Option("--type", help="changes | full | audit (default: profile)")
+    ] = None,
+    allow_mass_termination: Annotated[bool, typer.Option("--allow-mass-termination")] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why the guard may be passed (logged).")
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -61,6 +68,9 @@ def run_command(
         now=cli.now(),
         as_of=cli.parse_day(as_of, "--as-of"),
         source=source,
+        file_type=cli.file_type_option(file_type),
+        allow_mass_termination=cli.guard_override(allow_mass_termination, reason),
+        reason=reason,
     )
     _report(outcome.summary(), as_json)
 

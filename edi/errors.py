@@ -7,7 +7,8 @@
     ├── ValidationFailed     an 834 failed pyx12 or the profile's rules            → exit 1
     ├── GuardTripped         a safety limit (mass termination) stopped the run     → exit 1
     ├── DeliveryFailed       encryption or delivery failed (wraps transmit errors) → exit 1
-    └── PlanSourceApiError   the PlanSource API refused or failed                  → exit 1
+    ├── PlanSourceApiError   the PlanSource API refused or failed                  → exit 1
+    └── NothingToSend        a change file would be empty: nothing to do            → exit 0
 
 Messages name records by PlanSource id and fields by name; they never carry names, SSNs,
 birthdates, addresses or field values.
@@ -67,3 +68,7 @@ class DeliveryFailed(EdiError):
 
 class PlanSourceApiError(EdiError):
     pass
+
+
+class NothingToSend(EdiError):
+    exit_code = 0

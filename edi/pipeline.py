@@ -18,7 +18,16 @@ from typing import TypeVar
 
 import transmit
 from edi import delivery_config
-from edi.errors import DeliveryFailed, EdiError, SourceDataError, ValidationFailed
+from edi.baseline import BaselineStore, ProposalWriter
+from edi.changes import ChangeSet, DiffContext, StreamingDiff, changes_config, check_guard
+from edi.errors import (
+    DeliveryFailed,
+    EdiError,
+    GuardTripped,
+    NothingToSend,
+    SourceDataError,
+    ValidationFailed,
+)
 from edi.mapping import MappingContext, map_members
 from edi.members import FileType, MappingReport, Member
 from edi.plansource.export import read_export
@@ -79,6 +88,7 @@ class GeneratedFile:
             "segments": self.se01,
             "sample_data": self.sample_data,
             "valid": self.validation.valid,
+            **({"diff": self.extra["changes"]} if "changes" in self.extra else {}),
         }
 
 
@@ -107,6 +117,7 @@ def write_834(
     out_dir: Path,
     file_type: FileType,
     now: datetime,
+    before_envelope: Callable[[Body], None] | None = None,
 ) -> tuple[Path, Envelope, str, Body, int, ValidationReport]:
     """Members → a validated 834 under its final name in out_dir, or nothing at all."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +125,8 @@ def write_834(
     body_path, part_path = scratch.with_suffix(".body"), scratch.with_suffix(".part")
     try:
         body = write_body(members, profile, body_path)
+        if before_envelope is not None:
+            before_envelope(body)
         if body.members == 0:
             raise SourceDataError(
                 "nothing-to-send",
@@ -147,6 +160,14 @@ def write_834(
                 leftover.unlink()
 
 
+def baselines(workspace: Workspace) -> BaselineStore:
+    return BaselineStore(workspace.state_dir / "baseline.sqlite")
+
+
+def _profile_file(workspace: Workspace, carrier: str) -> Path:
+    return workspace.carriers_dir / f"{carrier}.toml"
+
+
 def generate(
     workspace: Workspace,
     carrier: str,
@@ -155,24 +176,76 @@ def generate(
     as_of: date | None = None,
     source: Path | None = None,
     out_dir: Path | None = None,
-    file_type: FileType = "full",
+    file_type: FileType | None = None,
     progress: Progress | None = None,
+    allow_mass_termination: bool = False,
+    reason: str | None = None,
 ) -> GeneratedFile:
+    """One validated 834. Full and change files are measured against the baseline (the last
+    delivered state): disappeared members become explicit terminations, and past the profile's
+    limits nothing is written. The members the file leaves the carrier with are proposed as
+    the next baseline; only a successful delivery commits them."""
     profile = load_profile(workspace, carrier)
+    config = changes_config(profile, _profile_file(workspace, carrier))
+    chosen: FileType = file_type or config.file_type
     source_dir, sample = resolve_source(workspace, source)
     effective = as_of or now.date()
     report = MappingReport()
     target = out_dir or workspace.home / "out" / carrier
-    with read_export(source_dir) as data:
-        groups = tracked(data.groups(), len(data), progress)
-        members = map_members(MappingContext(profile, effective, file_type), groups, report)
-        path, envelope, fingerprint, body, se01, validation = write_834(
-            workspace, profile, members, out_dir=target, file_type=file_type, now=now
-        )
-    return GeneratedFile(
+    store = baselines(workspace)
+    has_baseline = store.has_baseline(carrier)
+    reader = store.lookup(carrier)
+    proposal = None if chosen == "audit" else ProposalWriter(store.path, carrier, uuid.uuid4().hex)
+    diff_ctx = DiffContext(profile, config, effective)
+    differ = StreamingDiff(
+        diff_ctx,
+        reader.get,
+        reader.others,
+        reader.active_members() if has_baseline else 0,
+        has_baseline,
+    )
+
+    def guard(body: Body) -> None:
+        if chosen != "audit":
+            check_guard(diff_ctx, differ.result, allow=allow_mass_termination, reason=reason)
+        if chosen == "changes" and body.members == 0:
+            raise NothingToSend(
+                "nothing-to-send",
+                f"{carrier}: nothing changed since the last delivered file",
+                hint="No file was written; the baseline is where it was.",
+            )
+
+    try:
+        with read_export(source_dir) as data:
+            groups = tracked(data.groups(), len(data), progress)
+            mapping_type: FileType = "audit" if chosen == "audit" else "full"
+            members: Iterable[Member] = map_members(
+                MappingContext(profile, effective, mapping_type), groups, report
+            )
+            if proposal is not None:
+                members = proposal.tee(members)
+            if chosen != "audit" and has_baseline:
+                members = differ.members(members, full=chosen == "full")
+            path, envelope, fingerprint, body, se01, validation = write_834(
+                workspace,
+                profile,
+                members,
+                out_dir=target,
+                file_type=chosen,
+                now=now,
+                before_envelope=guard,
+            )
+        if proposal is not None:
+            proposal.finish(fingerprint)
+            proposal = None
+    finally:
+        reader.close()
+        if proposal is not None:
+            proposal.discard()
+    generated = GeneratedFile(
         carrier=carrier,
         path=path,
-        file_type=file_type,
+        file_type=chosen,
         envelope=envelope,
         fingerprint=fingerprint,
         body=body,
@@ -183,6 +256,11 @@ def generate(
         sample_data=sample,
         as_of=effective,
     )
+    if has_baseline and chosen != "audit":
+        generated.extra["changes"] = differ.result.summary()
+    if allow_mass_termination and reason:
+        generated.extra["mass_termination_reason"] = reason
+    return generated
 
 
 # Delivery -------------------------------------------------------------------------------------
@@ -340,6 +418,7 @@ def deliver_file(
         "actor": actor(schedule_id),
         "plaintext_sha256": plain_sha,
         "verification": "pyx12 and profile rules: valid",
+        "file_type": generated.file_type if generated else None,
         **facts.log_facts(),
     }
     previous = log.last_delivery(profile.name, plain_sha)
@@ -353,6 +432,8 @@ def deliver_file(
             **base,
         )
         log.checkpoint(now=now)
+        if generated is not None and generated.file_type != "audit":
+            baselines(workspace).commit(profile.name, generated.fingerprint, now)
         return RunOutcome(
             profile.name,
             "already-delivered",
@@ -455,6 +536,8 @@ def deliver_file(
         **crypto,
     )
     log.checkpoint(now=now)
+    if generated is not None and generated.file_type != "audit":
+        baselines(workspace).commit(profile.name, generated.fingerprint, now)
     return RunOutcome(
         profile.name,
         result.outcome,
@@ -476,8 +559,11 @@ def run(
     file_type: FileType | None = None,
     schedule_id: str | None = None,
     progress: Progress | None = None,
+    allow_mass_termination: bool = False,
+    reason: str | None = None,
 ) -> RunOutcome:
-    """generate → validate → encrypt → deliver → log; any failure is logged and alerted."""
+    """generate → validate → encrypt → deliver → log; any failure is logged and alerted.
+    An empty change file raises NothingToSend (exit 0), logged as nothing-to-send."""
     profile = load_profile(workspace, carrier)
     try:
         generated = generate(
@@ -486,14 +572,47 @@ def run(
             now=now,
             as_of=as_of,
             source=source,
-            file_type=file_type or "full",
+            file_type=file_type,
             progress=progress,
+            allow_mass_termination=allow_mass_termination,
+            reason=reason,
         )
+    except NothingToSend:
+        log = delivery_config.delivery_log(workspace)
+        log.append(
+            "nothing-to-send",
+            now=now,
+            carrier=carrier,
+            outcome="nothing-to-send",
+            actor=actor(schedule_id),
+        )
+        log.checkpoint(now=now)
+        raise
+    except GuardTripped as error:
+        record_failure(
+            workspace,
+            carrier,
+            error,
+            kind="mass-termination-guard",
+            now=now,
+            schedule_id=schedule_id,
+        )
+        raise
     except (SourceDataError, ValidationFailed) as error:
         record_failure(
             workspace, carrier, error, kind="validation-failed", now=now, schedule_id=schedule_id
         )
         raise
+    if "mass_termination_reason" in generated.extra:
+        delivery_config.delivery_log(workspace).append(
+            "mass-termination-allowed",
+            now=now,
+            carrier=carrier,
+            actor=actor(schedule_id),
+            reason=generated.extra["mass_termination_reason"],
+            isa13=generated.isa13,
+            details=generated.extra.get("changes"),
+        )
     facts = FileFacts(
         generated.path,
         generated.isa13,
@@ -525,3 +644,36 @@ def send(
         )
         raise error
     return deliver_file(workspace, profile, FileFacts.scan(file), now=now, schedule_id=schedule_id)
+
+
+def preview(
+    workspace: Workspace,
+    carrier: str,
+    *,
+    now: datetime,
+    as_of: date | None = None,
+    source: Path | None = None,
+) -> ChangeSet:
+    """What a change file would say now, without writing or proposing anything."""
+    profile = load_profile(workspace, carrier)
+    config = changes_config(profile, _profile_file(workspace, carrier))
+    effective = as_of or now.date()
+    store = baselines(workspace)
+    has_baseline = store.has_baseline(carrier)
+    reader = store.lookup(carrier)
+    source_dir, _ = resolve_source(workspace, source)
+    try:
+        differ = StreamingDiff(
+            DiffContext(profile, config, effective),
+            reader.get,
+            reader.others,
+            reader.active_members() if has_baseline else 0,
+            has_baseline,
+        )
+        with read_export(source_dir) as data:
+            mapped = map_members(MappingContext(profile, effective), data.groups(), MappingReport())
+            for _ in differ.members(mapped):
+                pass
+    finally:
+        reader.close()
+    return differ.result

@@ -1,0 +1,258 @@
+"""The baseline: per carrier, each member as the carrier last received them.
+
+It moves forward only when a file built from it was delivered: a file's members are proposed
+under the file's content fingerprint, and `commit` (called by the pipeline after a successful
+delivery) makes them the baseline. A failed or unsent file leaves the baseline where it was, so
+the next run sends the same changes again. It lives in the workspace state beside the 834s it
+describes (it holds the same data they do) and is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from edi.members import CoverageLine, Member, Person
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    carrier TEXT NOT NULL, member_key TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (carrier, member_key)
+);
+CREATE TABLE IF NOT EXISTS proposed (
+    carrier TEXT NOT NULL, fingerprint TEXT NOT NULL, member_key TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (carrier, fingerprint, member_key)
+);
+CREATE TABLE IF NOT EXISTS history (
+    carrier TEXT NOT NULL, fingerprint TEXT, action TEXT NOT NULL, at TEXT NOT NULL,
+    members INTEGER NOT NULL, reason TEXT
+);
+"""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def member_state(member: Member) -> str:
+    raw = asdict(member)
+    return json.dumps(raw, default=_plain, sort_keys=True)
+
+
+def _day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def member_from_state(text: str) -> Member:
+    raw = json.loads(text)
+    person = raw.pop("person")
+    person["birthdate"] = _day(person["birthdate"])
+    lines = [
+        CoverageLine(
+            **{
+                **line,
+                "begin": _day(line["begin"]),
+                "end": _day(line["end"]),
+                "premium": Decimal(line["premium"]) if line["premium"] is not None else None,
+                "refs": tuple(tuple(ref) for ref in line["refs"]),
+            }
+        )
+        for line in raw.pop("coverages")
+    ]
+    dates = tuple((qualifier, date.fromisoformat(day)) for qualifier, day in raw.pop("dates"))
+    return Member(**raw, person=Person(**person), dates=dates, coverages=tuple(lines))
+
+
+class BaselineStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            yield db
+
+    def has_baseline(self, carrier: str) -> bool:
+        with self._db() as db:
+            return (
+                db.execute("SELECT 1 FROM members WHERE carrier = ? LIMIT 1", (carrier,)).fetchone()
+                is not None
+            )
+
+    def get(self, carrier: str, member_key: str) -> Member | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT state FROM members WHERE carrier = ? AND member_key = ?",
+                (carrier, member_key),
+            ).fetchone()
+        return None if row is None else member_from_state(row[0])
+
+    def lookup(self, carrier: str) -> BaselineReader:
+        return BaselineReader(self.path, carrier)
+
+    def propose(self, carrier: str, fingerprint: str, members: Iterable[Member]) -> int:
+        """Stores the members a file will leave the carrier with; nothing moves yet."""
+        count = 0
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "DELETE FROM proposed WHERE carrier = ? AND fingerprint = ?", (carrier, fingerprint)
+            )
+            for member in members:
+                db.execute(
+                    "INSERT OR REPLACE INTO proposed VALUES (?, ?, ?, ?)",
+                    (carrier, fingerprint, member.key, member_state(member)),
+                )
+                count += 1
+            db.execute("COMMIT")
+        return count
+
+    def commit(self, carrier: str, fingerprint: str, now: datetime) -> bool:
+        """The file with this fingerprint was delivered: its proposal becomes the baseline."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM proposed WHERE carrier = ? AND fingerprint = ?",
+                (carrier, fingerprint),
+            ).fetchone()
+            if count == 0:
+                db.execute("ROLLBACK")
+                return False
+            db.execute("DELETE FROM members WHERE carrier = ?", (carrier,))
+            db.execute(
+                "INSERT INTO members SELECT carrier, member_key, state FROM proposed "
+                "WHERE carrier = ? AND fingerprint = ?",
+                (carrier, fingerprint),
+            )
+            db.execute("DELETE FROM proposed WHERE carrier = ?", (carrier,))
+            db.execute(
+                "INSERT INTO history VALUES (?, ?, 'commit', ?, ?, NULL)",
+                (carrier, fingerprint, now.isoformat(), count),
+            )
+            db.execute("COMMIT")
+        return True
+
+    def reset(self, carrier: str, reason: str, now: datetime) -> int:
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM members WHERE carrier = ?", (carrier,)
+            ).fetchone()
+            db.execute("DELETE FROM members WHERE carrier = ?", (carrier,))
+            db.execute("DELETE FROM proposed WHERE carrier = ?", (carrier,))
+            db.execute(
+                "INSERT INTO history VALUES (?, NULL, 'reset', ?, ?, ?)",
+                (carrier, now.isoformat(), count, reason),
+            )
+            db.execute("COMMIT")
+        return int(count)
+
+    def show(self, carrier: str) -> dict[str, Any]:
+        """Counts and history, no member data."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT member_key FROM members WHERE carrier = ?", (carrier,)
+            ).fetchall()
+            history = db.execute(
+                "SELECT action, at, members, fingerprint, reason FROM history "
+                "WHERE carrier = ? ORDER BY rowid DESC LIMIT 10",
+                (carrier,),
+            ).fetchall()
+        keys = [key for (key,) in rows]
+        return {
+            "carrier": carrier,
+            "members": len(keys),
+            "subscribers": sum(1 for key in keys if key.startswith("S")),
+            "dependents": sum(1 for key in keys if key.startswith("D")),
+            "history": [
+                dict(zip(("action", "at", "members", "fingerprint", "reason"), h, strict=True))
+                for h in history
+            ],
+        }
+
+
+class ProposalWriter:
+    """Writes the members passing through `tee` as the proposal of a file not yet finished;
+    `finish` files it under the file's fingerprint, `discard` drops it."""
+
+    def __init__(self, path: Path, carrier: str, token: str) -> None:
+        self.carrier = carrier
+        self.token = token
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def tee(self, members: Iterable[Member]) -> Iterator[Member]:
+        for member in members:
+            self._db.execute(
+                "INSERT OR REPLACE INTO proposed VALUES (?, ?, ?, ?)",
+                (self.carrier, self.token, member.key, member_state(member)),
+            )
+            yield member
+
+    def finish(self, fingerprint: str) -> None:
+        self._db.execute(
+            "DELETE FROM proposed WHERE carrier = ? AND fingerprint = ?",
+            (self.carrier, fingerprint),
+        )
+        self._db.execute(
+            "UPDATE proposed SET fingerprint = ? WHERE carrier = ? AND fingerprint = ?",
+            (fingerprint, self.carrier, self.token),
+        )
+        self._db.execute("COMMIT")
+        self._db.close()
+
+    def discard(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._db.close()
+
+
+class BaselineReader:
+    """Keyed lookups and the keys a pass did not see, over one open connection."""
+
+    def __init__(self, path: Path, carrier: str) -> None:
+        self.carrier = carrier
+        self._db = sqlite3.connect(path, timeout=30)
+
+    def get(self, member_key: str) -> Member | None:
+        row = self._db.execute(
+            "SELECT state FROM members WHERE carrier = ? AND member_key = ?",
+            (self.carrier, member_key),
+        ).fetchone()
+        return None if row is None else member_from_state(row[0])
+
+    def others(self, seen: set[str]) -> Iterator[Member]:
+        rows = self._db.execute(
+            "SELECT member_key, state FROM members WHERE carrier = ? ORDER BY member_key",
+            (self.carrier,),
+        )
+        for key, state in rows:
+            if key not in seen:
+                yield member_from_state(state)
+
+    def active_members(self) -> int:
+        count = 0
+        for (state,) in self._db.execute(
+            "SELECT state FROM members WHERE carrier = ?", (self.carrier,)
+        ):
+            if any(line["maintenance"] != "024" for line in json.loads(state)["coverages"]):
+                count += 1
+        return count
+
+    def close(self) -> None:
+        self._db.close()
