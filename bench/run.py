@@ -211,7 +211,8 @@ def main() -> None:
     scratch = args.scratch.resolve()
     scratch.mkdir(parents=True, exist_ok=True)
     demo_home = scratch / "workspace"
-    shutil.rmtree(demo_home, ignore_errors=True)
+    for stale in (demo_home, scratch / "run-root", scratch / "sftp-root"):
+        shutil.rmtree(stale, ignore_errors=True)  # a fresh carrier side and a fresh baseline
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": []}
     with transmit.LoopbackSftpServer(scratch / "run-root", scratch / "run-sshd") as server:
         demo = prepare(Workspace.open(REPO), demo_home)

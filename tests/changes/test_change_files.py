@@ -17,7 +17,6 @@ from tests.support.workspace import (
     assert_valid_834,
     dates,
     hd_lines,
-    loop_for,
     member_loops,
 )
 
