@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.delivery.test_run import edi, live_home, log_entries  # noqa: F401 - fixture
 from tests.support.servers import CarrierKey, SmtpServer, Sshd
+from tests.support.workspace import edi, log_entries
 
 AS_OF = ["--as-of", "2026-11-24"]
 
 
 @pytest.fixture
-def changes_home(live_home: Path, tmp_path: Path) -> Path:  # noqa: F811 - the imported fixture
+def changes_home(live_home: Path, tmp_path: Path) -> Path:
     """The live workspace sending change files, over a small export the test can edit."""
     profile = live_home / "carriers" / "colonial.toml"
     profile.write_text(

@@ -3,71 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 import transmit
-from edi.cli import main
 from edi.pipeline import FileFacts
 from tests.support.servers import CarrierKey, SmtpServer, Sshd
-from tests.support.workspace import REPO, assert_valid_834
+from tests.support.workspace import REPO, assert_valid_834, edi, log_entries
 
 AS_OF = ["--as-of", "2026-11-24"]
-
-
-@pytest.fixture
-def live_home(edi_home: Path, sshd: Sshd, carrier_key: CarrierKey, smtp_server: SmtpServer) -> Path:
-    """A workspace whose colonial profile delivers to the test sshd, encrypted to a test key,
-    with alerts to the test SMTP server."""
-    shutil.copyfile(carrier_key.public_key_file, edi_home / "carriers" / "colonial.asc")
-    profile = edi_home / "carriers" / "colonial.toml"
-    profile.write_text(
-        profile.read_text()
-        + f"""
-[encryption]
-recipient_fingerprint = "{carrier_key.fingerprint}"
-public_key_file = "carriers/colonial.asc"
-
-[delivery]
-host = "{sshd.facts.host}"
-port = {sshd.facts.port}
-username = "{sshd.facts.username}"
-private_key_file = "{sshd.facts.client_key}"
-host_key = "{sshd.facts.host_key_fingerprint}"
-remote_dir = "{sshd.inbox}"
-max_attempts = 2
-initial_backoff_s = 0.05
-max_backoff_s = 0.1
-connect_timeout_s = 3
-"""
-    )
-    (edi_home / "edi.toml").write_text(f"""
-source = "{REPO / "samples" / "plansource"}"
-sample_data = true
-[alerts]
-email_to = ["ops@test.invalid"]
-[smtp]
-host = "{smtp_server.host}"
-port = {smtp_server.port}
-from = "edi@test.invalid"
-""")
-    return edi_home
-
-
-def edi(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(done.value.code or 0), captured.out, captured.err
-
-
-def log_entries(capsys: pytest.CaptureFixture[str], home: Path) -> list[dict[str, object]]:
-    code, out, _ = edi(capsys, "log", "list", "--json", "--home", str(home))
-    assert code == 0
-    return list(json.loads(out))
 
 
 def test_run_delivers_a_file_gpg_decrypts_to_a_valid_834(

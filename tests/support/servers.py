@@ -6,6 +6,7 @@ Every key here is a throwaway TEST key generated per test run; none is committed
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 
 import transmit
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -226,3 +229,42 @@ def webhook_server() -> Iterator[WebhookServer]:
         yield WebhookServer(f"http://127.0.0.1:{server.server_address[1]}/hook", payloads)
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def live_home(edi_home: Path, sshd: Sshd, carrier_key: CarrierKey, smtp_server: SmtpServer) -> Path:
+    """A workspace whose colonial profile delivers to the test sshd, encrypted to a test key,
+    with alerts to the test SMTP server."""
+    shutil.copyfile(carrier_key.public_key_file, edi_home / "carriers" / "colonial.asc")
+    profile = edi_home / "carriers" / "colonial.toml"
+    profile.write_text(
+        profile.read_text()
+        + f"""
+[encryption]
+recipient_fingerprint = "{carrier_key.fingerprint}"
+public_key_file = "carriers/colonial.asc"
+
+[delivery]
+host = "{sshd.facts.host}"
+port = {sshd.facts.port}
+username = "{sshd.facts.username}"
+private_key_file = "{sshd.facts.client_key}"
+host_key = "{sshd.facts.host_key_fingerprint}"
+remote_dir = "{sshd.inbox}"
+max_attempts = 2
+initial_backoff_s = 0.05
+max_backoff_s = 0.1
+connect_timeout_s = 3
+"""
+    )
+    (edi_home / "edi.toml").write_text(f"""
+source = "{REPO / "samples" / "plansource"}"
+sample_data = true
+[alerts]
+email_to = ["ops@test.invalid"]
+[smtp]
+host = "{smtp_server.host}"
+port = {smtp_server.port}
+from = "edi@test.invalid"
+""")
+    return edi_home

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edi.cli import main
 from edi.profiles import CarrierProfile, load_profile
 from edi.validate import validate_file
 from edi.workspace import Workspace
@@ -182,3 +183,16 @@ def dates(loop: list[list[str]]) -> dict[str, str]:
         if seg[0] == "DTP":
             found[seg[1]] = seg[3]
     return found
+
+
+def edi(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(done.value.code or 0), captured.out, captured.err
+
+
+def log_entries(capsys: pytest.CaptureFixture[str], home: Path) -> list[dict[str, object]]:
+    code, out, _ = edi(capsys, "log", "list", "--json", "--home", str(home))
+    assert code == 0
+    return list(json.loads(out))
