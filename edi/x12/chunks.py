@@ -7,14 +7,11 @@ with SE01 set to the piece's own segment count; the whole file's SE01 is judged 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from edi.x12.reader import Separators, separators
-
-READ_BLOCK = 1 << 20
+from edi.x12.reader import Separators, raw_segments
 
 
 @dataclass(slots=True)
@@ -54,34 +51,9 @@ class Split:
         return line + self.member_segments - piece.member_segments
 
 
-def _raw_segments(path: Path) -> tuple[Separators, Iterator[str]]:
-    stream = path.open("r", encoding="ascii", errors="replace", newline="")
-    head = stream.read(106)
-    sep = separators(head.lstrip())
-
-    def generate() -> Iterator[str]:
-        pending = head
-        with stream:
-            while True:
-                block = stream.read(READ_BLOCK)
-                pending += block
-                parts = pending.split(sep.segment)
-                pending = parts.pop() if block else ""
-                for raw in parts:
-                    raw = raw.strip("\r\n ")
-                    if raw:
-                        yield raw
-                if not block:
-                    if pending.strip("\r\n "):
-                        yield pending.strip("\r\n ")
-                    return
-
-    return sep, generate()
-
-
 def split_interchange(path: Path, pieces: int, directory: Path) -> Split | None:
     """The pieces, or None when the file is not one ISA/GS/ST with member loops."""
-    sep, segments = _raw_segments(path)
+    sep, segments = raw_segments(path)
     header: list[str] = []
     trailer: list[str] = []
     target = max(1, path.stat().st_size // pieces)

@@ -34,23 +34,39 @@ def segments_from_text(text: str) -> Iterator[list[str]]:
             yield raw.split(sep.element)
 
 
-def read_segments(path: Path, block_size: int = 1 << 20) -> Iterator[list[str]]:
-    """Segments as element lists (`[seg_id, e01, e02, ...]`), streamed in blocks."""
-    with path.open("r", encoding="ascii", errors="replace", newline="") as stream:
+def raw_segments(path: Path, block_size: int = 1 << 20) -> tuple[Separators, Iterator[str]]:
+    """The file's separators and its segments as raw text (no terminator), streamed in blocks."""
+    stream = path.open("r", encoding="ascii", errors="replace", newline="")
+    try:
         head = stream.read(ISA_LENGTH)
         sep = separators(head.lstrip())
+    except BaseException:
+        stream.close()
+        raise
+
+    def generate() -> Iterator[str]:
         pending = head
-        while True:
-            block = stream.read(block_size)
-            pending += block
-            parts = pending.split(sep.segment)
-            pending = parts.pop() if block else ""
-            for raw in parts:
-                raw = raw.strip("\r\n ")
-                if raw:
-                    yield raw.split(sep.element)
-            if not block:
-                tail = pending.strip("\r\n ")
-                if tail:
-                    yield tail.split(sep.element)
-                return
+        with stream:
+            while True:
+                block = stream.read(block_size)
+                pending += block
+                parts = pending.split(sep.segment)
+                pending = parts.pop() if block else ""
+                for raw in parts:
+                    raw = raw.strip("\r\n ")
+                    if raw:
+                        yield raw
+                if not block:
+                    tail = pending.strip("\r\n ")
+                    if tail:
+                        yield tail
+                    return
+
+    return sep, generate()
+
+
+def read_segments(path: Path, block_size: int = 1 << 20) -> Iterator[list[str]]:
+    """Segments as element lists (`[seg_id, e01, e02, ...]`), streamed in blocks."""
+    sep, segments = raw_segments(path, block_size)
+    for raw in segments:
+        yield raw.split(sep.element)
