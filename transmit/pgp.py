@@ -146,7 +146,12 @@ def _gpg(gnupg_dir: Path, *args: str) -> str:
         check=False,
     )
     if done.returncode != 0:
-        raise EncryptionError("pgp-gpg-failed", f"gpg {args[0]} failed with exit {done.returncode}")
+        last = (done.stderr.strip().splitlines() or [""])[-1]
+        raise EncryptionError(
+            "pgp-gpg-failed",
+            f"gpg failed with exit {done.returncode}: {last}",
+            hint="gpg-agent needs a socket path under ~108 characters: keep the GnuPG home short.",
+        )
     return done.stdout
 
 

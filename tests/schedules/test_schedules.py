@@ -271,3 +271,24 @@ def test_overdue_ack_alerts_once(
     assert sum("ack-overdue" in m["Subject"] for m in smtp_server.messages) == 1
     code, out, _ = edi(capsys, "status", "--json")
     assert code == 1 and json.loads(out)[1]["problems"] == ["ack-overdue"]
+
+
+def test_sigterm_stops_the_scheduler_cleanly_and_frees_the_lock(edi_home: Path) -> None:
+    import signal
+
+    schedule_file(edi_home, "colonial", 'carrier = "colonial"\ncron = "0 2 * * *"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edi", "--home", str(edi_home), "scheduler", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock_file = edi_home / "state" / "scheduler.lock"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not lock_file.exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # let it register jobs and run the first watchdog pass
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    workspace_lock(Workspace.open(edi_home)).release()  # the lock was given back

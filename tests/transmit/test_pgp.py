@@ -64,3 +64,55 @@ def test_unusable_keys_are_refused(
         )
     assert refused.value.code == code
     assert not (tmp_path / "out.pgp").exists()
+
+
+def test_signed_with_the_workspace_key(tmp_path: Path, carrier_key: CarrierKey) -> None:
+    import tempfile
+
+    # Signing needs gpg-agent, whose socket path must stay short (pytest's tmp paths are long).
+    workspace_gnupg = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+    signer = transmit.create_key(
+        workspace_gnupg, "TEST workspace signer <edi@test.invalid>", algorithm="rsa2048"
+    )
+    signer_public = transmit.export_public_key(workspace_gnupg, signer, tmp_path / "signer.asc")
+    spec = transmit.EncryptionSpec(
+        carrier_key.fingerprint, carrier_key.public_key_file, sign=True, signer_fingerprint=signer
+    )
+    result = transmit.encrypt_file(
+        plaintext(tmp_path), tmp_path / "signed.pgp", spec, workspace_gnupg
+    )
+    assert result.signer_fingerprint == signer
+    import subprocess
+
+    subprocess.run(
+        ["gpg", "--homedir", str(carrier_key.gnupg), "--batch", "--import", str(signer_public)],
+        check=True,
+        capture_output=True,
+    )
+    checked = subprocess.run(
+        [
+            "gpg",
+            "--homedir",
+            str(carrier_key.gnupg),
+            "--batch",
+            "--status-fd",
+            "1",
+            "--decrypt",
+            "-o",
+            "/dev/null",
+            str(result.path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert f"VALIDSIG {signer}" in checked.stdout
+
+
+def test_signing_without_the_key_is_refused(tmp_path: Path, carrier_key: CarrierKey) -> None:
+    spec = transmit.EncryptionSpec(
+        carrier_key.fingerprint, carrier_key.public_key_file, sign=True, signer_fingerprint="B" * 40
+    )
+    with pytest.raises(transmit.KeyRefused, match="signing"):
+        transmit.encrypt_file(
+            plaintext(tmp_path), tmp_path / "x.pgp", spec, tmp_path / "empty-gnupg"
+        )
