@@ -166,7 +166,7 @@ class RetryPolicy:
 
     def retrying(self, cancelled: threading.Event) -> Retrying:
         backoff = wait_exponential_jitter(
-            initial=self.backoff_initial_s, max=self.backoff_max_s, jitter=self.backoff_initial_s
+            multiplier=self.backoff_initial_s, max=self.backoff_max_s, jitter=self.backoff_initial_s
         )
 
         def wait(state: RetryCallState) -> float:

@@ -221,7 +221,9 @@ def _pull_meta(client: PlanSourceClient, name: str, folder: Path) -> tuple[Endpo
     target.parent.mkdir(exist_ok=True)
     target.write_bytes(envelope.raw)
     data = envelope.data
-    count = len(data) if isinstance(data, list | dict) else 0
+    # A lookup is a list, or an object of lists (`termination_reasons`): count the entries.
+    lists = data.values() if isinstance(data, dict) else [data]
+    count = sum(len(entries) for entries in lists if isinstance(entries, list))
     summary = EndpointSummary(endpoint=endpoint, file=f"meta/{name}.json", records=count, pages=1)
     return summary, hashlib.sha256(envelope.raw).hexdigest()
 

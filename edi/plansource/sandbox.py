@@ -509,7 +509,9 @@ def running_sandbox(
     """The sandbox served from a background thread; yields its API base URL.
 
     We bind the socket ourselves so port 0 (an ephemeral port) is known before uvicorn starts."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
+    # and without it every keep-alive response waits ~40 ms for a delayed ACK.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     bound_port = listener.getsockname()[1]
