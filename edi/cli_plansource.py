@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -73,6 +74,25 @@ def plansource_settings(workspace: Workspace) -> PlanSourceSettings:
 
 
 @contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler or service manager stopping us) unwinds like Ctrl-C, so the pull's
+    own cleanup removes its unfinished folder instead of the process dying mid-write."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals to whoever owns them
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def _endpoint_bars(enabled: bool) -> Iterator[ProgressCallback]:
     """One rich progress bar per endpoint, added when its first page arrives."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -129,7 +149,8 @@ def pull_command(
         )
     target = out_dir or new_snapshot_dir(workspace.snapshots_dir, _now())
     settings = plansource_settings(workspace)
-    with _endpoint_bars(enabled=not as_json and err.is_terminal) as report:
+    bars = _endpoint_bars(enabled=not as_json and err.is_terminal)
+    with _terminate_as_interrupt(), bars as report:
         manifest = pull(settings, target, since_day, report, now=_now)
     if as_json:
         print(json.dumps({"folder": str(manifest.folder), **manifest.model_dump(mode="json")}))

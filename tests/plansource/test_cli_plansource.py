@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from edi.cli_plansource import register
 from edi.errors import EdiError
 from edi.plansource.client import ClientSecret, PlanSourceClient
+from edi.plansource.sandbox import Faults
 from edi.workspace import Workspace
 from tests.support.plansource_server import REPO, SAMPLE_EXPORT, RunningSandbox
 
@@ -149,3 +150,28 @@ def workspace_for_url(root: str, home: Path) -> Path:
         'client_id = "sandbox"\nper_page = 10\n'
     )
     return home
+
+
+def test_a_terminated_edi_pull_leaves_nothing_behind(
+    plansource_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    api = plansource_sandbox(SAMPLE_EXPORT, Faults(latency_ms=100))
+    home = workspace_for(api, tmp_path / "ws", per_page=5)  # ~80 pages: a few seconds
+    snapshots = home / "state" / "snapshots"
+    command = [sys.executable, "-m", "edi", "--home", str(home), "pull"]
+    env = os.environ | SECRET | {"PYTHONPATH": str(REPO)}
+    puller = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while api.stats.api_requests < 5:  # well into the pull, writing its partial folder
+            assert puller.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        assert [p.name.startswith(".") for p in snapshots.iterdir()] == [True]
+        puller.terminate()
+        assert puller.wait(timeout=15) != 0
+    finally:
+        if puller.poll() is None:
+            puller.kill()
+            puller.wait()
+    assert list(snapshots.iterdir()) == []
+    assert Workspace.open(home).newest_snapshot() is None

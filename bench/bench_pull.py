@@ -1,0 +1,206 @@
+"""Benchmark `edi pull` against the PlanSource sandbox with injected latency.
+
+    python bench/bench_pull.py [--employees 100000] [--small 1000] [--latency-ms 50]
+
+Same run, same sandbox: a pull at the default concurrency and one at concurrency 1 (sequential),
+and their ratio; then the peak RSS of a pull of few pages (the small export) against one of many
+pages (the large export). Every pull runs in its own child process, which reports its own time
+and peak RSS (`ru_maxrss`). The sandbox is `edi sandbox plansource`, a separate process.
+Data comes from `bench/make_data.py` (deterministic; kept in bench/out/pull/).
+
+Writes bench/results_pull.json and prints a table. Not a test: nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out" / "pull"
+RESULTS = REPO / "bench" / "results_pull.json"
+SECRET = "sandbox-secret"
+
+
+def make_data(employees: int, seed: int) -> Path:
+    folder = OUT / f"data-{employees}"
+    if not (folder / "coverages.json").exists():
+        command = [sys.executable, "bench/make_data.py", "--employees", str(employees)]
+        subprocess.run([*command, "--seed", str(seed), "--out", str(folder)], cwd=REPO, check=True)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def sandbox(data: Path, latency_ms: float) -> Iterator[str]:
+    """`edi sandbox plansource` in a child process; yields its root URL once it answers."""
+    import httpx
+
+    port = free_port()
+    command = [sys.executable, "-m", "edi", "sandbox", "plansource", "--port", str(port)]
+    command += ["--data", str(data), "--latency-ms", str(latency_ms)]
+    server = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600  # loading 100k employees takes a while
+        while True:
+            try:
+                httpx.get(f"{root}/_sandbox/stats", timeout=2)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the sandbox did not start") from None
+                time.sleep(0.2)
+        yield root
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def sandbox_stats(root: str) -> dict[str, Any]:
+    import httpx
+
+    stats: dict[str, Any] = httpx.get(f"{root}/_sandbox/stats", timeout=5).json()
+    return stats
+
+
+def child_pull(root: str, concurrency: int, out: Path) -> dict[str, Any]:
+    """One pull in a fresh process: its own wall time and peak RSS."""
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, __file__, "--child", root, "--concurrency", str(concurrency)]
+    started = time.perf_counter()
+    done = subprocess.run([*command, "--out", str(out)], cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pull failed: {done.stderr.strip()[-2000:]}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    report["process_seconds"] = round(time.perf_counter() - started, 2)
+    shutil.rmtree(out, ignore_errors=True)
+    return report
+
+
+def run_child(root: str, concurrency: int, out: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    from edi.plansource.client import ClientSecret
+    from edi.plansource.pull import pull
+    from edi.workspace import PlanSourceSettings
+
+    settings = PlanSourceSettings(
+        base_url=f"{root}/admin/v2",
+        token_url=f"{root}/oauth/v2/token",
+        client_id="sandbox",
+        per_page=500,
+        concurrency=concurrency,
+    )
+    started = time.perf_counter()
+    manifest = pull(settings, out, credentials=ClientSecret("sandbox", SECRET))
+    seconds = time.perf_counter() - started
+    report = {
+        "concurrency": concurrency,
+        "pull_seconds": round(seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "records": manifest.counts,
+        "pages": {name: e.pages for name, e in manifest.endpoints.items()},
+        "snapshot_mb": round(sum(f.stat().st_size for f in out.rglob("*")) / 2**20, 1),
+    }
+    print(json.dumps(report))
+
+
+def table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--employees", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=1_000, help="employees in the few-pages run")
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--child", metavar="ROOT_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=4, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args.child, args.concurrency, args.out)
+        return
+
+    sys.path.insert(0, str(REPO))
+    from edi.workspace import PlanSourceSettings
+
+    default_concurrency = int(PlanSourceSettings().concurrency)
+    large, small = make_data(args.employees, args.seed), make_data(args.small, args.seed)
+    with sandbox(large, args.latency_ms) as root:
+        concurrent = child_pull(root, default_concurrency, OUT / "snap-concurrent")
+        sequential = child_pull(root, 1, OUT / "snap-sequential")
+        stats = sandbox_stats(root)
+    with sandbox(small, args.latency_ms) as root:
+        few_pages = child_pull(root, default_concurrency, OUT / "snap-small")
+
+    ratio = concurrent["pull_seconds"] / sequential["pull_seconds"]
+    rss_growth = concurrent["peak_rss_mb"] / few_pages["peak_rss_mb"]
+    pages_large = sum(concurrent["pages"][k] for k in ("subscribers", "dependents", "coverages"))
+    pages_small = sum(few_pages["pages"][k] for k in ("subscribers", "dependents", "coverages"))
+    results = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "employees": args.employees,
+        "latency_ms": args.latency_ms,
+        "per_page": 500,
+        "concurrent": concurrent,
+        "sequential": sequential,
+        "concurrent_over_sequential": round(ratio, 3),
+        "target_ratio": 0.3,
+        "few_pages": {"employees": args.small, **few_pages},
+        "rss_many_over_few_pages": round(rss_growth, 2),
+        "sandbox_max_in_flight": stats["max_in_flight"],
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"edi pull from the sandbox ({args.latency_ms:g} ms latency per request, per_page 500)")
+    print(
+        table(
+            [
+                ("records", json.dumps(concurrent["records"])),
+                ("pages (subs/deps/covs)", f"{pages_large} in all: {concurrent['pages']}"),
+                (
+                    f"concurrency {default_concurrency}",
+                    f"{concurrent['pull_seconds']:.1f} s, peak RSS {concurrent['peak_rss_mb']} MB",
+                ),
+                (
+                    "concurrency 1",
+                    f"{sequential['pull_seconds']:.1f} s, peak RSS {sequential['peak_rss_mb']} MB",
+                ),
+                ("ratio (target <= 0.3)", f"{ratio:.3f}"),
+                ("most requests in flight", str(stats["max_in_flight"])),
+                (
+                    f"few pages ({args.small} employees)",
+                    f"{pages_small} pages, peak RSS {few_pages['peak_rss_mb']} MB",
+                ),
+                (
+                    "RSS many / few pages",
+                    f"{rss_growth:.2f}x for {pages_large / pages_small:.0f}x pages",
+                ),
+            ]
+        )
+    )
+    print(f"wrote {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
