@@ -111,10 +111,12 @@ def run_child(root: str, concurrency: int, out: Path) -> None:
     started = time.perf_counter()
     manifest = pull(settings, out, credentials=ClientSecret("sandbox", SECRET))
     seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     report = {
         "concurrency": concurrency,
         "pull_seconds": round(seconds, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "records": manifest.counts,
         "pages": {name: e.pages for name, e in manifest.endpoints.items()},
         "snapshot_mb": round(sum(f.stat().st_size for f in out.rglob("*")) / 2**20, 1),

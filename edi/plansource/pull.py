@@ -121,35 +121,42 @@ class _IdLedger:
             "CREATE TABLE ids (kind TEXT, id TEXT, page INTEGER, PRIMARY KEY (kind, id))"
             " WITHOUT ROWID;"
         )
+        # One transaction for the whole scratch table (never committed: the file is thrown
+        # away); autocommit would make every id its own write.
+        self._db.execute("BEGIN")
 
     def close(self) -> None:
         self._db.close()
 
     def check_page(self, kind: str, page: Page) -> None:
-        ids = [
-            _record_id(kind, page, position, record) for position, record in enumerate(page.records)
-        ]
+        ids = [_record_id(page, position, record) for position, record in enumerate(page.records)]
         _no_duplicates_within(kind, page, ids)
+        rows = [(kind, record_id, page.number) for record_id in ids]
+        try:
+            self._db.executemany("INSERT INTO ids VALUES (?, ?, ?)", rows)
+        except sqlite3.IntegrityError:
+            self._name_duplicate(kind, page, ids)
+            raise
+
+    def _name_duplicate(self, kind: str, page: Page, ids: list[str]) -> None:
+        """The slow path, taken once: which id of this page an earlier page already had."""
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             seen = self._db.execute(
-                f"SELECT id, page FROM ids WHERE kind = ? AND id IN ({marks}) LIMIT 1",
-                [kind, *chunk],
+                f"SELECT id, page FROM ids WHERE kind = ? AND page != ? AND id IN ({marks})"
+                " LIMIT 1",
+                [kind, page.number, *chunk],
             ).fetchone()
             if seen:
                 _duplicate(kind, page, seen[0], seen[1])
-        self._db.executemany(
-            "INSERT INTO ids VALUES (?, ?, ?)",
-            [(kind, record_id, page.number) for record_id in ids],
-        )
 
 
 def _where(page: Page) -> str:
     return f"GET {page.endpoint} page {page.number}"
 
 
-def _record_id(kind: str, page: Page, position: int, record: Any) -> str:
+def _record_id(page: Page, position: int, record: Any) -> str:
     record_id = record.get("id") if isinstance(record, dict) else None
     if record_id is None or record_id == "" or isinstance(record_id, bool | dict | list | float):
         before = page.records[position - 1].get("id") if position else None
