@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out" / "pull"
 RESULTS = REPO / "bench" / "results_pull.json"
 SECRET = "sandbox-secret"
+RECORD_KINDS = ("subscribers", "dependents", "coverages")
 
 
 def make_data(employees: int, seed: int) -> Path:
@@ -95,6 +96,26 @@ def child_pull(root: str, concurrency: int, out: Path) -> dict[str, Any]:
     return report
 
 
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class RssSampler:
+    """A pull progress callback: the resident size after every 100th page."""
+
+    def __init__(self) -> None:
+        self.pages = 0
+        self.samples: list[tuple[int, float]] = []
+
+    def __call__(self, endpoint: str, done: int, total: int | None) -> None:
+        self.pages += 1
+        if self.pages % 100 == 0:
+            self.samples.append((self.pages, current_rss_mb()))
+
+
 def run_child(root: str, concurrency: int, out: Path) -> None:
     sys.path.insert(0, str(REPO))
     from edi.plansource.client import ClientSecret
@@ -108,17 +129,20 @@ def run_child(root: str, concurrency: int, out: Path) -> None:
         per_page=500,
         concurrency=concurrency,
     )
+    rss = RssSampler()
     started = time.perf_counter()
-    manifest = pull(settings, out, credentials=ClientSecret("sandbox", SECRET))
+    manifest = pull(settings, out, progress=rss, credentials=ClientSecret("sandbox", SECRET))
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report = {
         "concurrency": concurrency,
         "pull_seconds": round(seconds, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "rss_mb_by_pages": rss.samples,
         "records": manifest.counts,
         "pages": {name: e.pages for name, e in manifest.endpoints.items()},
+        "record_pages": sum(manifest.endpoints[k].pages for k in RECORD_KINDS),
         "snapshot_mb": round(sum(f.stat().st_size for f in out.rglob("*")) / 2**20, 1),
     }
     print(json.dumps(report))
@@ -129,10 +153,67 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
 
 
+def measure(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
+    """The timed pair on the large export, then the RSS points on the smaller ones."""
+    large = make_data(args.employees, args.seed)
+    with sandbox(large, args.latency_ms) as root:
+        concurrent = child_pull(root, concurrency, OUT / "snap-concurrent")
+        sequential = child_pull(root, 1, OUT / "snap-sequential")
+        stats = sandbox_stats(root)
+    rss_points = {}
+    for employees in (args.small, args.medium):
+        with sandbox(make_data(employees, args.seed), args.latency_ms) as root:
+            rss_points[employees] = child_pull(root, concurrency, OUT / f"snap-{employees}")
+    rss_points[args.employees] = concurrent
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "employees": args.employees,
+        "latency_ms": args.latency_ms,
+        "per_page": 500,
+        "concurrent": concurrent,
+        "sequential": sequential,
+        "concurrent_over_sequential": round(
+            concurrent["pull_seconds"] / sequential["pull_seconds"], 3
+        ),
+        "target_ratio": 0.3,
+        "sandbox_max_in_flight": stats["max_in_flight"],
+        "peak_rss_by_employees": {
+            str(n): {"record_pages": r["record_pages"], "peak_rss_mb": r["peak_rss_mb"]}
+            for n, r in sorted(rss_points.items())
+        },
+    }
+
+
+def report(results: dict[str, Any], concurrency: int) -> str:
+    concurrent, sequential = results["concurrent"], results["sequential"]
+    rows = [
+        ("records", json.dumps(concurrent["records"])),
+        ("pages", f"{concurrent['record_pages']} record pages: {concurrent['pages']}"),
+        (
+            f"concurrency {concurrency} (default)",
+            f"{concurrent['pull_seconds']:.1f} s, CPU {concurrent['cpu_seconds']:.1f} s",
+        ),
+        (
+            "concurrency 1",
+            f"{sequential['pull_seconds']:.1f} s, CPU {sequential['cpu_seconds']:.1f} s",
+        ),
+        ("ratio (target <= 0.3)", f"{results['concurrent_over_sequential']:.3f}"),
+        ("most requests in flight", str(results["sandbox_max_in_flight"])),
+    ]
+    for employees, point in results["peak_rss_by_employees"].items():
+        label = f"peak RSS, {int(employees):,} employees"
+        rows.append((label, f"{point['peak_rss_mb']} MB ({point['record_pages']} pages)"))
+    curve = ", ".join(f"{n}: {mb}" for n, mb in concurrent["rss_mb_by_pages"][::2])
+    rows.append(("RSS MB after N pages (large)", curve))
+    return table(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--employees", type=int, default=100_000)
-    parser.add_argument("--small", type=int, default=1_000, help="employees in the few-pages run")
+    parser.add_argument("--small", type=int, default=1_000, help="employees, few pages (RSS)")
+    parser.add_argument("--medium", type=int, default=10_000, help="employees, more pages (RSS)")
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--child", metavar="ROOT_URL", help=argparse.SUPPRESS)
@@ -146,61 +227,11 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from edi.workspace import PlanSourceSettings
 
-    default_concurrency = int(PlanSourceSettings().concurrency)
-    large, small = make_data(args.employees, args.seed), make_data(args.small, args.seed)
-    with sandbox(large, args.latency_ms) as root:
-        concurrent = child_pull(root, default_concurrency, OUT / "snap-concurrent")
-        sequential = child_pull(root, 1, OUT / "snap-sequential")
-        stats = sandbox_stats(root)
-    with sandbox(small, args.latency_ms) as root:
-        few_pages = child_pull(root, default_concurrency, OUT / "snap-small")
-
-    ratio = concurrent["pull_seconds"] / sequential["pull_seconds"]
-    rss_growth = concurrent["peak_rss_mb"] / few_pages["peak_rss_mb"]
-    pages_large = sum(concurrent["pages"][k] for k in ("subscribers", "dependents", "coverages"))
-    pages_small = sum(few_pages["pages"][k] for k in ("subscribers", "dependents", "coverages"))
-    results = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "employees": args.employees,
-        "latency_ms": args.latency_ms,
-        "per_page": 500,
-        "concurrent": concurrent,
-        "sequential": sequential,
-        "concurrent_over_sequential": round(ratio, 3),
-        "target_ratio": 0.3,
-        "few_pages": {"employees": args.small, **few_pages},
-        "rss_many_over_few_pages": round(rss_growth, 2),
-        "sandbox_max_in_flight": stats["max_in_flight"],
-    }
+    concurrency = int(PlanSourceSettings().concurrency)
+    results = measure(args, concurrency)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"edi pull from the sandbox ({args.latency_ms:g} ms latency per request, per_page 500)")
-    print(
-        table(
-            [
-                ("records", json.dumps(concurrent["records"])),
-                ("pages (subs/deps/covs)", f"{pages_large} in all: {concurrent['pages']}"),
-                (
-                    f"concurrency {default_concurrency}",
-                    f"{concurrent['pull_seconds']:.1f} s, peak RSS {concurrent['peak_rss_mb']} MB",
-                ),
-                (
-                    "concurrency 1",
-                    f"{sequential['pull_seconds']:.1f} s, peak RSS {sequential['peak_rss_mb']} MB",
-                ),
-                ("ratio (target <= 0.3)", f"{ratio:.3f}"),
-                ("most requests in flight", str(stats["max_in_flight"])),
-                (
-                    f"few pages ({args.small} employees)",
-                    f"{pages_small} pages, peak RSS {few_pages['peak_rss_mb']} MB",
-                ),
-                (
-                    "RSS many / few pages",
-                    f"{rss_growth:.2f}x for {pages_large / pages_small:.0f}x pages",
-                ),
-            ]
-        )
-    )
+    print(f"edi pull from the sandbox, {args.latency_ms:g} ms latency per request, per_page 500")
+    print(report(results, concurrency))
     print(f"wrote {RESULTS.relative_to(REPO)}")
 
 

@@ -457,13 +457,15 @@ class PlanSourceClient:
     def pages(self, path: str, params: Params | None = None) -> Iterator[Page]:
         """Every page of a list endpoint, in page order."""
         first = self._page(path, params, 1)
-        yield first
         if first.total is None:
+            yield first
             yield from self._follow(path, params, first)
             return
-        per_page = first.per_page if first.per_page and first.per_page > 0 else None
-        per_page = per_page or self.settings.per_page
+        # The server's own per_page (it may cap ours) decides how many pages the total makes.
+        echoed = first.per_page if first.per_page and first.per_page > 0 else None
+        per_page = echoed or self.settings.per_page
         self._check_size(first, first.total, per_page)
+        yield first
         last = max(1, math.ceil(first.total / per_page))
         for page in self._fan_out(path, params, range(2, last + 1)):
             self._check_size(page, first.total, per_page)
