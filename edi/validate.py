@@ -26,6 +26,7 @@ from edi.x12.reader import read_segments
 # Below this size the process start-up costs more than the parallel run saves.
 PARALLEL_FROM_BYTES = 2_000_000
 MAX_WORKERS = 8
+PIECE_BYTES = 2_000_000
 _QUOTED = re.compile(r"""(["'(]).*?(["')])""")
 _LONG_DIGITS = re.compile(r"\d{4,}")
 
@@ -318,8 +319,11 @@ def parallel_pyx12_findings(path: Path, workers: int, pieces_per_worker: int = 2
 
     from edi.x12.chunks import split_interchange
 
+    # pyx12 keeps a node per segment it has seen, so a worker's memory follows its piece's size:
+    # pieces of bounded size keep memory flat however large the file is.
+    pieces = max(workers * pieces_per_worker, -(-path.stat().st_size // PIECE_BYTES))
     with tempfile.TemporaryDirectory(prefix="edi-validate-") as scratch:
-        split = split_interchange(path, workers * pieces_per_worker, Path(scratch))
+        split = split_interchange(path, pieces, Path(scratch))
         if split is None or len(split.pieces) < 2:
             return pyx12_findings(path)
         with ProcessPoolExecutor(max_workers=workers) as pool:
