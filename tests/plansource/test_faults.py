@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edi.errors import PlanSourceApiError, SourceDataError
-from edi.plansource.client import ClientSecret, PlanSourceClient
+from edi.plansource.client import ClientSecret, PlanSourceClient, RetryPolicy
 from edi.plansource.export import raw_records, read_export
 from edi.plansource.pull import pull
 from edi.plansource.sandbox import MALFORMED_DATE, Faults
@@ -51,7 +51,8 @@ def test_throttling_is_retried(status: int, plansource_sandbox: Sandbox, tmp_pat
     api = plansource_sandbox(
         SAMPLE_EXPORT, Faults(rate_limit_every=3, throttle_status=status, retry_after_s=0)
     )
-    manifest = api.pull(tmp_path / "snap", per_page=20)
+    # One at a time, a throttled request's retry is never the next Nth request: deterministic.
+    manifest = api.pull(tmp_path / "snap", per_page=20, concurrency=1)
 
     assert api.stats.statuses[status] > 0
     assert manifest.counts["coverages"] == len(list(raw_records(SAMPLE_EXPORT / "coverages.json")))
@@ -80,7 +81,10 @@ def test_throttled_for_ever_gives_up_after_the_attempts(
 
 def test_intermittent_500s_are_retried(plansource_sandbox: Sandbox, tmp_path: Path) -> None:
     api = plansource_sandbox(SAMPLE_EXPORT, Faults(error_every=4))
-    api.pull(tmp_path / "snap", per_page=10, concurrency=3)
+    # Concurrent requests share the every-4th counter, so one request may meet several 500s
+    # in a row: enough attempts that giving up is practically impossible (0.25 ** 12).
+    patient = RetryPolicy(attempts=12, backoff_initial_s=0.001, backoff_max_s=0.01)
+    api.pull(tmp_path / "snap", per_page=10, concurrency=3, retry=patient)
     assert api.stats.statuses[500] > 0
     for kind in ("subscribers", "dependents", "coverages"):
         served = list(raw_records(SAMPLE_EXPORT / f"{kind}.json"))
