@@ -12,14 +12,21 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import transmit
 from edi import delivery_config
 from edi.baseline import BaselineStore, ProposalWriter
-from edi.changes import ChangeSet, DiffContext, StreamingDiff, changes_config, check_guard
+from edi.changes import (
+    ChangesConfig,
+    ChangeSet,
+    DiffContext,
+    StreamingDiff,
+    changes_config,
+    check_guard,
+)
 from edi.errors import (
     DeliveryFailed,
     EdiError,
@@ -549,6 +556,33 @@ def deliver_file(
     )
 
 
+AUDIT_PERIODS = {
+    "weekly": timedelta(days=7),
+    "monthly": timedelta(days=30),
+    "quarterly": timedelta(days=91),
+}
+
+
+def due_file_type(
+    workspace: Workspace, carrier: str, config: ChangesConfig, now: datetime
+) -> FileType | None:
+    """An audit file when the profile asks for one every period and none was delivered in it
+    (never before the carrier has had a first file)."""
+    period = AUDIT_PERIODS.get(config.audit_every)
+    if period is None or not baselines(workspace).has_baseline(carrier):
+        return None
+    since = now - period
+    for entry in delivery_config.delivery_log(workspace).entries(
+        carrier=carrier, event="delivery", since=since
+    ):
+        if entry.get("file_type") == "audit" and entry.get("outcome") in (
+            "delivered",
+            "already-delivered",
+        ):
+            return None
+    return "audit"
+
+
 def run(
     workspace: Workspace,
     carrier: str,
@@ -565,18 +599,31 @@ def run(
     """generate → validate → encrypt → deliver → log; any failure is logged and alerted.
     An empty change file raises NothingToSend (exit 0), logged as nothing-to-send."""
     profile = load_profile(workspace, carrier)
-    try:
-        generated = generate(
+    config = changes_config(profile, _profile_file(workspace, carrier))
+    chosen = file_type or due_file_type(workspace, carrier, config, now)
+
+    def make(kind: FileType | None) -> GeneratedFile:
+        return generate(
             workspace,
             carrier,
             now=now,
             as_of=as_of,
             source=source,
-            file_type=file_type,
+            file_type=kind,
             progress=progress,
             allow_mass_termination=allow_mass_termination,
             reason=reason,
         )
+
+    try:
+        try:
+            generated = make(chosen)
+        except NothingToSend:
+            if not config.send_empty:
+                raise
+            # An 834 needs a member loop: a carrier that wants a file every time gets the
+            # audit snapshot (BGN08 4, INS03 030), which applies no updates.
+            generated = make("audit")
     except NothingToSend:
         log = delivery_config.delivery_log(workspace)
         log.append(

@@ -128,3 +128,46 @@ def test_diff_preview_and_baseline_reset(
         edi(capsys, "baseline", "reset", "-c", "colonial", "--reason", "carrier reloaded")[0] == 0
     )
     assert json.loads(edi(capsys, "baseline", "show", "-c", "colonial")[1])["members"] == 0
+
+
+def with_changes_table(home: Path, table: str) -> None:
+    profile = home / "carriers" / "colonial.toml"
+    profile.write_text(profile.read_text() + "\n[changes]\n" + table)
+
+
+def bgn08_and_ins03(carrier_key: CarrierKey, delivered: Path) -> tuple[str, set[str]]:
+    segments = [s.split("*") for s in carrier_key.decrypt(delivered).decode().split("~\n") if s]
+    bgn = next(s for s in segments if s[0] == "BGN")
+    return bgn[8], {s[3] for s in segments if s[0] == "INS"}
+
+
+def test_send_empty_sends_the_audit_snapshot_when_nothing_changed(
+    live_home: Path,
+    sshd: Sshd,
+    carrier_key: CarrierKey,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with_changes_table(live_home, 'file_type = "changes"\nsend_empty = true\n')
+    source = export(tmp_path, [1, 2])
+    assert run(capsys, source)[0] == 0
+    code, out, _ = run(capsys, source)
+    assert code == 0
+    assert bgn08_and_ins03(carrier_key, Path(out.strip())) == ("4", {"030"})
+
+
+def test_audit_every_month_after_the_first_file(
+    live_home: Path,
+    sshd: Sshd,
+    carrier_key: CarrierKey,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with_changes_table(live_home, 'file_type = "changes"\naudit_every = "monthly"\n')
+    source = export(tmp_path, [1, 2])
+    code, out, _ = run(capsys, source)
+    assert code == 0 and bgn08_and_ins03(carrier_key, Path(out.strip())) == ("2", {"021"})
+    code, out, _ = run(capsys, source)
+    assert code == 0 and bgn08_and_ins03(carrier_key, Path(out.strip())) == ("4", {"030"})
+    code, out, err = run(capsys, source)
+    assert code == 0 and out == "" and "nothing-to-send" in err
