@@ -240,9 +240,11 @@ def main() -> None:
         profile.write_text(profile.read_text() + demo_tables(CARRIER, fingerprint, server, inbox))
         if args.keep_sizes:
             results["sizes"] = json.loads((REPO / "bench" / "results.json").read_text())["sizes"]
-        for size in [] if args.keep_sizes else (int(s) for s in args.sizes.split(",")):
+        for size in (int(s) for s in args.sizes.split(",") if s):
             print(f"measuring {size} employees ...", file=sys.stderr, flush=True)
-            results["sizes"].append(measure_size(size, scratch, demo))
+            row = measure_size(size, scratch, demo)
+            results["sizes"] = [r for r in results["sizes"] if r["employees"] != size] + [row]
+        results["sizes"].sort(key=lambda r: r["employees"])
     largest = scratch / f"gen-{results['sizes'][-1]['employees']}" / "bench.834"
     results["encryption"] = measure_encryption(demo, scratch, largest)
     results["sftp"] = measure_sftp(scratch, args.sftp_mb)

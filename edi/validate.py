@@ -27,6 +27,7 @@ from edi.x12.reader import read_segments
 PARALLEL_FROM_BYTES = 2_000_000
 MAX_WORKERS = 8
 PIECE_BYTES = 2_000_000
+PIECES_PER_CHILD = 4
 _QUOTED = re.compile(r"""(["'(]).*?(["')])""")
 _LONG_DIGITS = re.compile(r"\d{4,}")
 
@@ -315,6 +316,7 @@ def parallel_pyx12_findings(path: Path, workers: int, pieces_per_worker: int = 2
     Members are independent, so each piece (header + whole member loops + trailer, see
     `edi.x12.chunks`) is validated alone and its findings are renumbered to the whole file;
     envelope findings, which every piece repeats, are kept once."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from edi.x12.chunks import split_interchange
@@ -326,7 +328,12 @@ def parallel_pyx12_findings(path: Path, workers: int, pieces_per_worker: int = 2
         split = split_interchange(path, pieces, Path(scratch))
         if split is None or len(split.pieces) < 2:
             return pyx12_findings(path)
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Workers are recycled every few pieces: whatever pyx12 keeps between documents cannot
+        # accumulate, so memory stays flat in the file's size.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, max_tasks_per_child=PIECES_PER_CHILD
+        ) as pool:
             results = list(pool.map(_piece_findings, [str(p.path) for p in split.pieces]))
     seen: dict[tuple[object, ...], Finding] = {}
     se_problem = split.se_count_problem()
