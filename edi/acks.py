@@ -116,7 +116,7 @@ class AckReport:
 
 def record_acks(workspace: Workspace, carrier: str, files: list[Path], now: datetime) -> AckReport:
     """Match fetched ack files to deliveries; log each; alert on rejection; keep the rest."""
-    from edi.delivery_config import alerter, delivery_log
+    from edi.delivery_config import delivery_log, send_alert
 
     log, report = delivery_log(workspace), AckReport()
     for path in files:
@@ -132,7 +132,8 @@ def record_acks(workspace: Workspace, carrier: str, files: list[Path], now: date
                 continue
             sent: list[str] = []
             if ack.status == "rejected":
-                outcomes = alerter(workspace).send(
+                sent = send_alert(
+                    workspace,
                     transmit.AlertEvent(
                         kind="ack-rejected",
                         carrier=carrier,
@@ -140,9 +141,8 @@ def record_acks(workspace: Workspace, carrier: str, files: list[Path], now: date
                         file_id=entry.get("file_id"),
                         control_numbers={"isa13": entry.get("isa13", "")},
                         error_code=",".join(ack.codes) or None,
-                    )
+                    ),
                 )
-                sent = [f"{o.channel}:{'sent' if o.ok else 'failed'}" for o in outcomes]
                 report.alerts.extend(sent)
             log.append(
                 "ack",
@@ -200,7 +200,7 @@ def fetch_acks(workspace: Workspace, profile: CarrierProfile, now: datetime) -> 
 
 def overdue_acks(workspace: Workspace, carrier: str, window: timedelta, now: datetime) -> list[int]:
     """Deliveries with no ack inside the window; each is alerted and logged once."""
-    from edi.delivery_config import alerter, delivery_log
+    from edi.delivery_config import delivery_log, send_alert
 
     log = delivery_log(workspace)
     entries = log.entries(carrier=carrier)
@@ -213,14 +213,15 @@ def overdue_acks(workspace: Workspace, carrier: str, window: timedelta, now: dat
         sent_at = datetime.fromisoformat(entry.get("recorded_at"))
         if entry.seq in answered or entry.seq in flagged or now - sent_at <= window:
             continue
-        outcomes = alerter(workspace).send(
+        sent = send_alert(
+            workspace,
             transmit.AlertEvent(
                 kind="ack-overdue",
                 carrier=carrier,
                 message=f"no TA1/999 within {window} of delivery",
                 file_id=entry.get("file_id"),
                 control_numbers={"isa13": entry.get("isa13", "")},
-            )
+            ),
         )
         log.append(
             "ack-overdue",
@@ -230,7 +231,7 @@ def overdue_acks(workspace: Workspace, carrier: str, window: timedelta, now: dat
             isa13=entry.get("isa13"),
             file_id=entry.get("file_id"),
             outcome="overdue",
-            alerts_sent=[f"{o.channel}:{'sent' if o.ok else 'failed'}" for o in outcomes],
+            alerts_sent=sent,
         )
         overdue.append(entry.seq)
     return overdue

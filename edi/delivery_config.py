@@ -186,3 +186,8 @@ def alerter(workspace: Workspace) -> transmit.Alerter:
     if alerts.slack_webhook_url:
         channels.append(transmit.SlackChannel(alerts.slack_webhook_url))
     return transmit.Alerter(channels)
+
+
+def send_alert(workspace: Workspace, event: transmit.AlertEvent) -> list[str]:
+    """Sends to every configured channel; returns `channel:sent|failed` for the log entry."""
+    return [f"{o.channel}:{'sent' if o.ok else 'failed'}" for o in alerter(workspace).send(event)]

@@ -336,13 +336,6 @@ def actor(schedule_id: str | None) -> dict[str, object]:
     return {"host": socket.gethostname(), "user": getpass.getuser(), "schedule_id": schedule_id}
 
 
-def _alert(workspace: Workspace, event: transmit.AlertEvent) -> list[str]:
-    return [
-        f"{o.channel}:{'sent' if o.ok else 'failed'}"
-        for o in delivery_config.alerter(workspace).send(event)
-    ]
-
-
 def record_failure(
     workspace: Workspace,
     carrier: str,
@@ -356,7 +349,7 @@ def record_failure(
     """No failure goes unlogged and unalerted; the alert names codes and ids, never PHI."""
     log = delivery_config.delivery_log(workspace)
     control = {"isa13": facts.isa13, "gs06": facts.gs06, "st02": facts.st02} if facts else {}
-    sent = _alert(
+    sent = delivery_config.send_alert(
         workspace,
         transmit.AlertEvent(
             kind=kind,
@@ -520,7 +513,7 @@ def deliver_file(
     last = result.last
     sent: list[str] = []
     if workspace.settings.alerts.notify_success:
-        sent = _alert(
+        sent = delivery_config.send_alert(
             workspace,
             transmit.AlertEvent(
                 kind="delivery-succeeded",

@@ -15,7 +15,7 @@ DONE = {"delivered", "already-delivered", "nothing-to-send"}
 def missed_runs(
     workspace: Workspace, schedules: list[Schedule], now: datetime
 ) -> list[dict[str, str]]:
-    from edi.delivery_config import alerter, delivery_log
+    from edi.delivery_config import delivery_log, send_alert
 
     log = delivery_log(workspace)
     missed = []
@@ -40,7 +40,8 @@ def missed_runs(
                 }
             )
             continue
-        outcomes = alerter(workspace).send(
+        sent = send_alert(
+            workspace,
             transmit.AlertEvent(
                 kind="run-missed",
                 carrier=schedule.carrier,
@@ -51,7 +52,7 @@ def missed_runs(
                     "cron": schedule.cron,
                     "timezone": schedule.timezone,
                 },
-            )
+            ),
         )
         log.append(
             "run-missed",
@@ -60,7 +61,7 @@ def missed_runs(
             outcome="missed",
             due=key,
             schedule_id=schedule.id,
-            alerts_sent=[f"{o.channel}:{'sent' if o.ok else 'failed'}" for o in outcomes],
+            alerts_sent=sent,
         )
         missed.append(
             {"schedule": schedule.id, "carrier": schedule.carrier, "due": key, "alerted": "now"}

@@ -1,1 +1,1 @@
-"""PlanSource: the records, the export directory format, and (later) the API client."""
+"""PlanSource: the records, the export directory format, the API client, pull and sandbox."""
