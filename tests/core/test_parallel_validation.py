@@ -3,6 +3,7 @@ findings at the same segment numbers, for a valid file and for files with inject
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -124,3 +125,27 @@ def test_injected_errors_same_verdict(valid_file: Path, tmp_path: Path, name: st
     whole = verdict(pyx12_findings(broken))
     assert whole, "the injected error must be one pyx12 reports"
     assert verdict(parallel_pyx12_findings(broken, 2, 4)) == whole
+
+
+def test_parallel_validation_through_python_dash_m(valid_file: Path, tmp_path: Path) -> None:
+    """Parallel validation with spawned workers, through the CLI in its own process."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.834"
+    text = valid_file.read_text()
+    head, _, rest = text.partition("INS*")
+    members, _, tail = ("INS*" + rest).rpartition("SE*")
+    copies = 16
+    count = int(tail.split("*", 1)[0]) + (copies - 1) * members.count("~")
+    big.write_text(head + members * copies + "SE*" + str(count) + "*" + tail.split("*", 1)[1])
+    assert big.stat().st_size > 2_000_000
+    done = subprocess.run(
+        [sys.executable, "-m", "edi", "validate", str(big), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and not report["valid"]
+    assert {f["code"] for f in report["findings"]} <= {"qty-mismatch"}, report["findings"][:3]
