@@ -316,7 +316,6 @@ def parallel_pyx12_findings(path: Path, workers: int, pieces_per_worker: int = 2
     Members are independent, so each piece (header + whole member loops + trailer, see
     `edi.x12.chunks`) is validated alone and its findings are renumbered to the whole file;
     envelope findings, which every piece repeats, are kept once."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from edi.x12.chunks import split_interchange
@@ -328,13 +327,15 @@ def parallel_pyx12_findings(path: Path, workers: int, pieces_per_worker: int = 2
         split = split_interchange(path, pieces, Path(scratch))
         if split is None or len(split.pieces) < 2:
             return pyx12_findings(path)
-        # Workers are recycled every few pieces: whatever pyx12 keeps between documents cannot
-        # accumulate, so memory stays flat in the file's size.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, max_tasks_per_child=PIECES_PER_CHILD
-        ) as pool:
-            results = list(pool.map(_piece_findings, [str(p.path) for p in split.pieces]))
+        # A fresh pool per batch of pieces: whatever pyx12 keeps between documents cannot
+        # accumulate in a worker, so memory stays flat in the file's size. (Not
+        # max_tasks_per_child: on Python 3.11 it can deadlock when workers are replaced.)
+        paths = [str(piece.path) for piece in split.pieces]
+        batch = workers * PIECES_PER_CHILD
+        results: list[list[Finding]] = []
+        for start in range(0, len(paths), batch):
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results.extend(pool.map(_piece_findings, paths[start : start + batch]))
     seen: dict[tuple[object, ...], Finding] = {}
     se_problem = split.se_count_problem()
     if se_problem:

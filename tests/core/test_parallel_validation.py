@@ -149,3 +149,12 @@ def test_parallel_validation_through_python_dash_m(valid_file: Path, tmp_path: P
     report = json.loads(done.stdout)
     assert done.returncode == 1 and not report["valid"]
     assert {f["code"] for f in report["findings"]} <= {"qty-mismatch"}, report["findings"][:3]
+
+
+def test_several_worker_batches_same_verdict(valid_file: Path, tmp_path: Path) -> None:
+    """More pieces than one batch of workers: fresh pools per batch give the same findings."""
+    rng = random.Random("batches")
+    broken = inject(valid_file, tmp_path / "b.834", scenario_edits(valid_file, "bad-codes", rng))
+    assert verdict(parallel_pyx12_findings(broken, 2, pieces_per_worker=10)) == verdict(
+        pyx12_findings(broken)
+    )
