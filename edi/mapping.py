@@ -119,6 +119,7 @@ def _line(
         premium=premium,
         refs=tuple((ref.qualifier, ref.value) for ref in plan.refs),
         reason=reason,
+        volume=coverage.volume if plan.volume and coverage.volume else None,
     )
 
 

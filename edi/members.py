@@ -49,6 +49,7 @@ class CoverageLine:
     premium: Decimal | None = None
     refs: tuple[tuple[str, str], ...] = ()
     reason: str | None = None  # the INS04 this line's ending implies
+    volume: Decimal | None = None  # 2750 REF, when the plan reports it
 
 
 @dataclass(frozen=True, slots=True)

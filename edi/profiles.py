@@ -178,6 +178,8 @@ class Plan(StrictModel):
     coverage_level: CoverageLevelCode | None = None
     refs: list[CoverageRef] = Field(default_factory=list)
     premium: bool | None = None
+    # PlanSource `volume` (e.g. a life benefit amount) in the 2750 reporting-category loop.
+    volume: bool = False
 
 
 class CarrierProfile(StrictModel):

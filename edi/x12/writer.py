@@ -225,6 +225,17 @@ def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> 
             seg("2300", "AMT", "P3", amount(line.premium), where=line_where)
         for qualifier, reference in line.refs:
             seg("2300", "REF", qualifier, reference, where=line_where)
+    reported = [line for line in member.coverages if line.volume is not None]
+    if reported:
+        # 834.md: one LS/LE after the member's 2300 loops, one LX per reported amount.
+        seg("LS_LOOP", "LS", "2700", where=where)
+        for number, line in enumerate(reported, start=1):
+            seg("2700", "LX", str(number), where=where)
+            seg("2750", "N1", "75", f"VOLUME {line.plan_code}", where=where)
+            seg("2750", "REF", "ZZ", amount(line.volume).removesuffix(".00"), where=where)  # type: ignore[arg-type]
+            if line.begin:
+                seg("2750", "DTP", "007", "D8", d8(line.begin), where=where)
+        seg("LS_LOOP", "LE", "2700", where=where)
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,3 +291,37 @@ def test_same_data_regenerates_same_bytes(workspace: Workspace, export: ExportBu
     export.coverages[0]["subscriber_premium"] = 11.0
     third = generate(workspace, "colonial", now=later, as_of=AS_OF, source=export.write())
     assert int(third.isa13) == int(first.isa13) + 1
+
+
+@pytest.mark.parametrize("volumes", [1, 2])
+def test_volume_in_the_reporting_category_loop(
+    workspace: Workspace, export: ExportBuilder, volumes: int
+) -> None:
+    profile = workspace.carriers_dir / "unum.toml"
+    text = profile.read_text()
+    assert "[plans.unum__whole_life_employee]\nvolume = true" in text, "life plans report volume"
+    code = "unum_group_accident_employee"
+    text = text.replace(f"[plans.{code}]\n", f"[plans.{code}]\nvolume = true\n")
+    profile.write_text(text)
+    export.subscriber(1, ssn="912000001")
+    export.coverage(10, 1, "unum__whole_life_employee", volume=25000)
+    if volumes == 2:
+        export.coverage(11, 1, "unum_group_accident_employee", volume="10000.50")
+    export.coverage(12, 1, "unum_vwb_std_employee", volume=5000)  # a plan that does not report it
+    loop = loop_for(build(workspace, export, "unum"), "912000001")
+    tail = loop[loop.index(["LS", "2700"]) :]
+    expected = [
+        ["LS", "2700"],
+        ["LX", "1"],
+        ["N1", "75", "VOLUME WHOLE-LIFE-EMPLOYEE"],
+        ["REF", "ZZ", "25000"],
+        ["DTP", "007", "D8", "20260101"],
+    ]
+    if volumes == 2:
+        expected += [
+            ["LX", "2"],
+            ["N1", "75", "VOLUME GROUP-ACCIDENT-EMPLOYEE"],
+            ["REF", "ZZ", "10000.50"],
+            ["DTP", "007", "D8", "20260101"],
+        ]
+    assert tail == [*expected, ["LE", "2700"]]
