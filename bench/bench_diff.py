@@ -76,7 +76,7 @@ def main() -> None:
     store = baselines(workspace)
     reader = store.lookup(CARRIER)
     ctx = DiffContext(profile, changes_config(profile, profile_file), AS_OF)
-    with read_export(after) as data:
+    with read_export(after, claims=profile.claims_code) as data:
         mapped = list(map_members(MappingContext(profile, AS_OF), data.groups(), MappingReport()))
     started = time.perf_counter()
     differ = StreamingDiff(ctx, reader.get, reader.others, reader.active_members(), True)

@@ -48,7 +48,7 @@ def generate_without_validation(workspace: Workspace, source: Path, out: Path) -
     """The generate path up to the finished file: read, map, write body, write envelope."""
     profile = load_profile(workspace, CARRIER)
     out.mkdir(parents=True, exist_ok=True)
-    with read_export(source) as data:
+    with read_export(source, claims=profile.claims_code) as data:
         members = map_members(MappingContext(profile, AS_OF), data.groups(), MappingReport())
         body = write_body(members, profile, out / "body.tmp")
     content_fingerprint(profile, "full", body)

@@ -223,7 +223,7 @@ def generate(
             )
 
     try:
-        with read_export(source_dir) as data:
+        with read_export(source_dir, claims=profile.claims_code) as data:
             groups = tracked(data.groups(), len(data), progress)
             mapping_type: FileType = "audit" if chosen == "audit" else "full"
             members: Iterable[Member] = map_members(
@@ -710,7 +710,7 @@ def preview(
             reader.active_members() if has_baseline else 0,
             has_baseline,
         )
-        with read_export(source_dir) as data:
+        with read_export(source_dir, claims=profile.claims_code) as data:
             mapped = map_members(MappingContext(profile, effective), data.groups(), MappingReport())
             for _ in differ.members(mapped):
                 pass

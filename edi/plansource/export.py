@@ -3,32 +3,29 @@
 Each file is a JSON array of records, one response envelope `{"status", "errors", "data"}`, or an
 array of envelopes (pages). `edi pull` writes the same format.
 
-Memory stays flat in the size of the export: files are read element by element, each record is
-validated and its text spilled to a scratch SQLite database, and `SourceData.groups()` hands out
-one subscriber with their dependents and coverages at a time.
+Memory stays flat in the size of the export: files are read element by element, each record's
+ids and cross-references are checked and the record spilled to a scratch SQLite database, and
+`SourceData.groups()` validates and hands out one subscriber with their dependents and coverages
+at a time.
 """
 
 from __future__ import annotations
 
 import json
+import marshal
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from edi.errors import SourceDataError
-from edi.plansource.models import Coverage, Dependent, PlanSourceRecord, Subscriber
+from edi.plansource.models import Coverage, Dependent, Subscriber
 
-EXPORT_FILES: dict[str, type[PlanSourceRecord]] = {
-    "subscribers": Subscriber,
-    "dependents": Dependent,
-    "coverages": Coverage,
-}
 MAX_REPORTED_PROBLEMS = 50
 READ_BLOCK = 1 << 20
 
@@ -157,16 +154,24 @@ def _checked(records: list[Any], path: Path) -> Iterator[dict[str, Any]]:
         yield record
 
 
+_REASONS = {
+    "missing": "missing required field",
+    "string_type": "expected text",
+    "string_too_short": "must not be empty",
+    "date_type": "unreadable date",
+    "decimal_parsing": "unreadable amount",
+    "decimal_type": "unreadable amount",
+    "bool_parsing": "expected true or false",
+}
+
+
 def describe_validation_error(kind: str, record: dict[str, Any], exc: ValidationError) -> str:
     """Field names and problem kinds only: pydantic's own text would echo the values (PHI)."""
     record_id = record.get("id")
     problems = []
-    for error in exc.errors(include_input=False, include_url=False):
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
         field_name = ".".join(str(part) for part in error["loc"]) or "record"
-        reason = {
-            "missing": "missing required field",
-            "value_error": str(error.get("ctx", {}).get("error", "invalid value")),
-        }.get(error["type"], error["type"].replace("_", " "))
+        reason = _REASONS.get(error["type"], error["type"].replace("_", " "))
         problems.append(f"{field_name}: {reason}")
     shown_id = record_id if record_id not in (None, "") else "?"
     return f"{kind[:-1]} id={shown_id}: " + "; ".join(problems)
@@ -181,20 +186,47 @@ class SubscriberRecords:
     coverages: tuple[Coverage, ...]
 
 
+# One table per kind, clustered by the owning subscriber's position in subscribers.json so that
+# `groups()` is three ordered scans merged, not a query per subscriber.
 SCHEMA = """
-CREATE TABLE records (
-    kind INTEGER NOT NULL,  -- 0 subscriber, 1 dependent, 2 coverage
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    subscriber_id TEXT NOT NULL,
-    body TEXT NOT NULL
-);
+CREATE TABLE subscribers (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE dependents (
+    owner INTEGER NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (owner, seq)
+) WITHOUT ROWID;
+CREATE TABLE coverages (
+    owner INTEGER NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (owner, seq)
+) WITHOUT ROWID;
 """
 KINDS = ("subscribers", "dependents", "coverages")
+INSERT_BATCH = 5000
+
+
+def _raw_id(value: Any) -> str | None:
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is not str:
+        return None
+    text: str = value.strip()
+    return text or None
+
+
+def _raw_id_list(value: Any) -> list[str | None]:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [_raw_id(item) for item in value]
+    return []
 
 
 class SourceData:
-    """A read export, spilled to a scratch database; iterate `groups()` once or many times."""
+    """A read export, spilled to a scratch database; iterate `groups()` once or many times.
+
+    Records are spilled as read (marshal of the JSON object) and validated once, as `groups()`
+    hands them out; invalid records are all listed, by id, when the iteration ends, and their
+    subscriber's group is never handed out."""
 
     def __init__(self, db: sqlite3.Connection, scratch: Path, counts: dict[str, int]) -> None:
         self._db = db
@@ -214,86 +246,140 @@ class SourceData:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _members_of(
-        self, kind: int, subscriber_id: str, model: type[RecordT]
-    ) -> tuple[RecordT, ...]:
-        rows = self._db.execute(
-            "SELECT body FROM records WHERE kind = ? AND subscriber_id = ? ORDER BY seq",
-            (kind, subscriber_id),
-        )
-        return tuple(model.model_validate_json(body) for (body,) in rows)
+    def _owned(self, table: str) -> Iterator[tuple[int, bytes]]:
+        return iter(self._db.execute(f"SELECT owner, body FROM {table} ORDER BY owner, seq"))
 
     def groups(self) -> Iterator[SubscriberRecords]:
-        subscribers = self._db.execute("SELECT body FROM records WHERE kind = 0 ORDER BY seq")
-        for (body,) in subscribers:
-            subscriber = Subscriber.model_validate_json(body)
-            yield SubscriberRecords(
-                subscriber,
-                self._members_of(1, subscriber.id, Dependent),
-                self._members_of(2, subscriber.id, Coverage),
-            )
+        problems: list[str] = []
+        yield from self._walk(problems)
+        _raise_if(problems, "the source data")
+
+    def field_problems(self) -> list[str]:
+        """Every invalid field of every record, without handing out any group."""
+        problems: list[str] = []
+        for _ in self._walk(problems):
+            pass
+        return problems
+
+    def _walk(self, problems: list[str]) -> Iterator[SubscriberRecords]:
+        dependents, coverages = self._owned("dependents"), self._owned("coverages")
+        next_dependent, next_coverage = next(dependents, None), next(coverages, None)
+        for seq, body in self._db.execute("SELECT seq, body FROM subscribers ORDER BY seq"):
+            group_problems = len(problems)
+            subscriber = _validated(Subscriber, "subscribers", body, problems)
+            mine_d: list[Dependent] = []
+            while next_dependent is not None and next_dependent[0] == seq:
+                dependent = _validated(Dependent, "dependents", next_dependent[1], problems)
+                if dependent is not None:
+                    mine_d.append(dependent)
+                next_dependent = next(dependents, None)
+            mine_c: list[Coverage] = []
+            while next_coverage is not None and next_coverage[0] == seq:
+                coverage = _validated(Coverage, "coverages", next_coverage[1], problems)
+                if coverage is not None:
+                    mine_c.append(coverage)
+                next_coverage = next(coverages, None)
+            if subscriber is not None and len(problems) == group_problems:
+                yield SubscriberRecords(subscriber, tuple(mine_d), tuple(mine_c))
 
 
-def _load(db: sqlite3.Connection, source: Path, problems: list[str]) -> dict[str, int]:
-    counts = {}
-    for kind_number, kind in enumerate(KINDS):
-        model = EXPORT_FILES[kind]
-        path = source / f"{kind}.json"
-        batch: list[tuple[int, int, str, str, str]] = []
-        count = 0
-        for raw in raw_records(path):
-            try:
-                record = model.model_validate(raw)
-            except ValidationError as exc:
-                problems.append(describe_validation_error(kind, raw, exc))
-                continue
-            owner = record.id if kind_number == 0 else str(getattr(record, "subscriber_id", ""))
-            batch.append((kind_number, count, record.id, owner, json.dumps(raw)))
-            count += 1
-            if len(batch) >= 5000:
-                db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", batch)
-                batch.clear()
-        db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", batch)
-        counts[kind] = count
-    db.execute("CREATE INDEX by_owner ON records (kind, subscriber_id, seq)")
-    db.execute("CREATE INDEX by_id ON records (kind, id)")
-    return counts
+def _validated(model: type[RecordT], kind: str, body: bytes, problems: list[str]) -> RecordT | None:
+    raw = marshal.loads(body)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems.append(describe_validation_error(kind, raw, exc))
+        return None
 
 
-def _cross_check(db: sqlite3.Connection, problems: list[str]) -> None:
-    duplicates = db.execute(
-        "SELECT kind, id FROM records GROUP BY kind, id HAVING COUNT(*) > 1 ORDER BY kind, id"
-    )
-    for kind, record_id in duplicates:
-        problems.append(f"{KINDS[kind][:-1]} id={record_id}: duplicate id in {KINDS[kind]}.json")
-    orphans = db.execute(
-        "SELECT kind, id, subscriber_id FROM records r WHERE kind > 0 AND NOT EXISTS "
-        "(SELECT 1 FROM records s WHERE s.kind = 0 AND s.id = r.subscriber_id) ORDER BY kind, seq"
-    )
-    for kind, record_id, subscriber_id in orphans:
-        problems.append(
-            f"{KINDS[kind][:-1]} id={record_id}: subscriber_id={subscriber_id} not found"
-        )
-    _check_covered_dependents(db, problems)
+@dataclass(slots=True)
+class _Loader:
+    """The first pass: ids, owners and cross-references checked; records spilled unvalidated."""
 
+    db: sqlite3.Connection
+    claims: Callable[[str], bool]
+    problems: list[str] = field(default_factory=list)
+    subscriber_seq: dict[str, int] = field(default_factory=dict)
+    dependent_owner: dict[str, str] = field(default_factory=dict)
+    claimed_codes: dict[str, bool] = field(default_factory=dict)
 
-def _check_covered_dependents(db: sqlite3.Connection, problems: list[str]) -> None:
-    owners = dict(db.execute("SELECT id, subscriber_id FROM records WHERE kind = 1"))
-    coverages = db.execute("SELECT body FROM records WHERE kind = 2 ORDER BY seq")
-    for (body,) in coverages:
-        raw = json.loads(body)
-        if not raw.get("dependent_ids"):
-            continue
-        coverage = Coverage.model_validate(raw)
-        for dependent_id in coverage.dependent_ids:
-            if owners.get(dependent_id) != coverage.subscriber_id:
-                problems.append(
-                    f"coverage id={coverage.id}: dependent id={dependent_id} is not a dependent "
-                    f"of subscriber id={coverage.subscriber_id}"
+    def load(self, source: Path) -> dict[str, int]:
+        counts = {}
+        for kind in KINDS:
+            rows: list[tuple[Any, ...]] = []
+            count = 0
+            for raw in raw_records(source / f"{kind}.json"):
+                row = self._row(kind, count, raw)
+                if row is None:
+                    continue
+                rows.append(row)
+                count += 1
+                if len(rows) >= INSERT_BATCH:
+                    self._insert(kind, rows)
+            self._insert(kind, rows)
+            counts[kind] = count
+        return counts
+
+    def _insert(self, kind: str, rows: list[tuple[Any, ...]]) -> None:
+        marks = "?, ?" if kind == "subscribers" else "?, ?, ?, ?"
+        self.db.executemany(f"INSERT INTO {kind} VALUES ({marks})", rows)
+        rows.clear()
+
+    def _row(self, kind: str, seq: int, raw: dict[str, Any]) -> tuple[Any, ...] | None:
+        record_id = _raw_id(raw.get("id"))
+        name = kind[:-1]
+        if record_id is None:
+            self.problems.append(f"{name} id=?: id: missing or not an id")
+            return None
+        if kind == "subscribers":
+            if record_id in self.subscriber_seq:
+                self.problems.append(f"{name} id={record_id}: duplicate id in {kind}.json")
+                return None
+            self.subscriber_seq[record_id] = seq
+            return (seq, marshal.dumps(raw))
+        owner_id = _raw_id(raw.get("subscriber_id"))
+        if owner_id is None:
+            self.problems.append(f"{name} id={record_id}: subscriber_id: missing or not an id")
+            return None
+        owner = self.subscriber_seq.get(owner_id)
+        if owner is None:
+            self.problems.append(f"{name} id={record_id}: subscriber_id={owner_id} not found")
+            return None
+        if kind == "dependents":
+            if record_id in self.dependent_owner:
+                self.problems.append(f"{name} id={record_id}: duplicate id in {kind}.json")
+                return None
+            self.dependent_owner[record_id] = owner_id
+            return (owner, seq, record_id, marshal.dumps(raw))
+        self._check_covered_dependents(record_id, owner_id, raw.get("dependent_ids"))
+        if not self._claimed(raw):
+            return None
+        return (owner, seq, record_id, marshal.dumps(raw))
+
+    def _claimed(self, coverage: dict[str, Any]) -> bool:
+        code = str(coverage.get("benefit_lookup_code") or "")
+        claimed = self.claimed_codes.get(code)
+        if claimed is None:
+            claimed = self.claimed_codes[code] = self.claims(code)
+        return claimed
+
+    def _check_covered_dependents(self, coverage_id: str, owner_id: str, listed: Any) -> None:
+        for dependent_id in _raw_id_list(listed):
+            if dependent_id is not None and self.dependent_owner.get(dependent_id) != owner_id:
+                self.problems.append(
+                    f"coverage id={coverage_id}: dependent id={dependent_id} is not a dependent "
+                    f"of subscriber id={owner_id}"
                 )
 
+    def check_duplicate_coverages(self) -> None:
+        duplicates = self.db.execute(
+            "SELECT id FROM coverages GROUP BY id HAVING COUNT(*) > 1 ORDER BY MIN(seq)"
+        )
+        for (record_id,) in duplicates:
+            self.problems.append(f"coverage id={record_id}: duplicate id in coverages.json")
 
-def _raise_if(problems: list[str], source: Path) -> None:
+
+def _raise_if(problems: list[str], source: Path | str) -> None:
     if not problems:
         return
     shown = problems[:MAX_REPORTED_PROBLEMS]
@@ -308,11 +394,24 @@ def _raise_if(problems: list[str], source: Path) -> None:
     )
 
 
-def read_export(source: Path, scratch_parent: Path | None = None) -> SourceData:
+def _every_code(code: str) -> bool:
+    return True
+
+
+def read_export(
+    source: Path,
+    scratch_parent: Path | None = None,
+    *,
+    claims: Callable[[str], bool] = _every_code,
+) -> SourceData:
     """Reads and cross-checks an export directory; every problem names its record id.
 
-    Raises before anything is written when any record is invalid, duplicated, or points at a
-    subscriber or dependent that is not there."""
+    `claims` (a carrier's lookup-code test) keeps only the coverages that carrier claims: the
+    others are cross-checked but neither kept nor validated, since they are other runs' business.
+
+    Raises before anything is written when a record has no id, is duplicated, or points at a
+    subscriber or dependent that is not there (listing field problems too); otherwise field
+    problems are all listed by `groups()` when it ends, having handed out only valid groups."""
     if not source.is_dir():
         raise SourceDataError(
             "source-missing",
@@ -324,13 +423,15 @@ def read_export(source: Path, scratch_parent: Path | None = None) -> SourceData:
     try:
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
         db.execute("BEGIN")
-        problems: list[str] = []
-        counts = _load(db, source, problems)
+        loader = _Loader(db, claims)
+        counts = loader.load(source)
         db.execute("COMMIT")
-        _cross_check(db, problems)
-        _raise_if(problems, source)
+        loader.check_duplicate_coverages()
+        data = SourceData(db, scratch, counts)
+        if loader.problems:  # then list the field problems too, so one round of fixes will do
+            _raise_if(loader.problems + data.field_problems(), source)
     except BaseException:
         db.close()
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return SourceData(db, scratch, counts)
+    return data

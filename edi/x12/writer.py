@@ -16,13 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
 from edi.errors import ValidationFailed
 from edi.members import FileType, Member
 from edi.profiles import CarrierProfile, Delimiters
-from edi.x12.grammar import ElementSpec, segment_spec
+from edi.x12.grammar import ElementSpec, SegmentSpec, SyntaxRule, segment_spec
 
 # The 5010 extended character set (what pyx12 enforces), upper-cased as carriers expect.
 _NOT_X12_TEXT = re.compile(r"""[^A-Z0-9!"&'()*+,\-./:;?= %~@\[\]_{}\\|<>^`#$]""")
@@ -41,22 +42,37 @@ class ElementProblem(ValidationFailed):
         )
 
 
+def _unwanted(delimiters: Delimiters) -> re.Pattern[str]:
+    """Characters outside X12's set, and the file's own delimiters."""
+    own = "".join(
+        re.escape(d)
+        for d in (
+            delimiters.element,
+            delimiters.component,
+            delimiters.repetition,
+            delimiters.segment,
+        )
+    )
+    return re.compile(f"{_NOT_X12_TEXT.pattern}|[{own}]")
+
+
 def to_x12_text(text: str, delimiters: Delimiters) -> str:
     """Upper-case X12 text without control characters or the file's own delimiters."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    cleaned = _NOT_X12_TEXT.sub(" ", ascii_text.upper())
-    for delimiter in (
-        delimiters.element,
-        delimiters.component,
-        delimiters.repetition,
-        delimiters.segment,
-    ):
-        cleaned = cleaned.replace(delimiter, " ")
-    return _SPACES.sub(" ", cleaned).strip()
+    return _x12_text(text, _unwanted(delimiters))
 
 
+def _x12_text(text: str, unwanted: re.Pattern[str]) -> str:
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = unwanted.sub(" ", text.upper())
+    if "  " in cleaned:
+        cleaned = _SPACES.sub(" ", cleaned)
+    return cleaned.strip()
+
+
+@lru_cache(maxsize=32768)
 def d8(value: date) -> str:
-    return value.strftime("%Y%m%d")
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
 
 
 def amount(value: Decimal) -> str:
@@ -71,16 +87,30 @@ class SegmentSink:
         self.delimiters = delimiters
         self.terminator = delimiters.segment + ("\n" if delimiters.line_breaks else "")
         self.count = 0
-        # Coverage and date segments repeat across members; a checked segment is checked once.
+        self._unwanted = _unwanted(delimiters)
+        # Coverage and date segments repeat across members; a checked segment is checked once,
+        # and names, cities and dates repeat too: each text is cleaned once.
         self._rendered: dict[tuple[str | None, ...], str] = {}
+        self._texts: dict[str, str] = {}
+        self._rule_verdicts: dict[tuple[int, tuple[bool, ...]], tuple[SyntaxRule, str] | None] = {}
+
+    def _text(self, value: str) -> str:
+        cleaned = self._texts.get(value)
+        if cleaned is None:
+            if len(self._texts) >= RENDERED_CACHE_SIZE:
+                self._texts.clear()
+            cleaned = self._texts[value] = _x12_text(value, self._unwanted)
+        return cleaned
 
     def _element(self, spec: ElementSpec | None, value: str, where: str, loop: str) -> str:
         if spec is None:
             return value
-        ref = f"{loop}/{spec.ref}"
         if spec.data_type == "AN":
-            value = to_x12_text(value, self.delimiters)[: spec.max_len]
-            if value and len(value) < spec.min_len:
+            value = self._text(value)[: spec.max_len]
+            if value and len(value) >= spec.min_len:
+                return value
+            ref = f"{loop}/{spec.ref}"
+            if value:
                 raise ElementProblem(where, ref, f"is shorter than {spec.min_len} characters")
             if not value and spec.required:
                 raise ElementProblem(
@@ -88,32 +118,54 @@ class SegmentSink:
                 )
             return value
         if spec.codes is not None and value not in spec.codes:
-            raise ElementProblem(where, ref, "is not a code the implementation guide allows")
+            raise ElementProblem(
+                where, f"{loop}/{spec.ref}", "is not a code the implementation guide allows"
+            )
         if not spec.min_len <= len(value) <= spec.max_len:
-            raise ElementProblem(where, ref, f"must be {spec.min_len}-{spec.max_len} characters")
+            raise ElementProblem(
+                where, f"{loop}/{spec.ref}", f"must be {spec.min_len}-{spec.max_len} characters"
+            )
         return value
 
     def render(self, loop: str, seg_id: str, *elements: str | None, where: str = "file") -> str:
         """One checked segment as text; raises ElementProblem naming `where` and the element."""
         spec = segment_spec(loop, seg_id, elements[0] if elements else None)
+        specs = spec.elements
         written: list[str] = []
         for position, value in enumerate(elements):
-            element_spec = spec.elements[position] if position < len(spec.elements) else None
-            if value is None or value == "":
+            element_spec = specs[position] if position < len(specs) else None
+            if not value:
                 if element_spec is not None and element_spec.required:
                     raise ElementProblem(where, f"{loop}/{element_spec.ref}", "is required")
                 written.append("")
                 continue
             written.append(self._element(element_spec, value, where, loop))
-        present = {position for position, value in enumerate(written, start=1) if value}
+        if spec.rules:
+            broken = self._broken_rule(spec, tuple(bool(value) for value in written))
+            if broken is not None:
+                rule, problem = broken
+                refs = "/".join(f"{seg_id}{p:02d}" for p in rule.positions)
+                raise ElementProblem(where, f"{loop}/{refs}", problem)
+        while written and not written[-1]:
+            written.pop()
+        return seg_id + self.delimiters.element + self.delimiters.element.join(written)
+
+    def _broken_rule(
+        self, spec: SegmentSpec, pattern: tuple[bool, ...]
+    ) -> tuple[SyntaxRule, str] | None:
+        """The first syntax rule a presence pattern breaks; each pattern is judged once."""
+        key = (id(spec), pattern)
+        if key in self._rule_verdicts:
+            return self._rule_verdicts[key]
+        present = {position for position, there in enumerate(pattern, start=1) if there}
+        verdict = None
         for rule in spec.rules:
             problem = rule.problem(present)
             if problem:
-                refs = "/".join(f"{seg_id}{p:02d}" for p in rule.positions)
-                raise ElementProblem(where, f"{loop}/{refs}", problem)
-        while written and written[-1] == "":
-            written.pop()
-        return seg_id + self.delimiters.element + self.delimiters.element.join(written)
+                verdict = (rule, problem)
+                break
+        self._rule_verdicts[key] = verdict
+        return verdict
 
     def write(self, *rendered: str) -> None:
         for text in rendered:
@@ -121,7 +173,7 @@ class SegmentSink:
             self.count += 1
 
     def segment(self, loop: str, seg_id: str, *elements: str | None, where: str = "file") -> None:
-        if loop == "2100A":  # names and addresses never repeat: not worth remembering
+        if seg_id == "NM1" and loop == "2100A":  # names never repeat: not worth remembering
             self.write(self.render(loop, seg_id, *elements, where=where))
             return
         key = (loop, seg_id, *elements)

@@ -92,6 +92,25 @@ def test_reason_codes_match_any_form() -> None:
     assert normalize_code("EMPLOYEE + CHILD(REN)") == "employee_child_ren"
 
 
+def test_field_problems_are_all_listed_when_groups_end(export: ExportBuilder) -> None:
+    export.subscriber(1, birthdate="31/31/31")
+    export.subscriber(2)
+    export.subscriber(3)
+    del export.subscribers[1]["first_name"]
+    export.coverage(30, 3, "colonial_accident_1", subscriber_premium="12,50x")
+    export.coverage(31, 3, "unum_life_1", original_effective_date="2026/13/45")
+    with read_export(export.write(), claims=lambda code: code.startswith("colonial")) as data:
+        handed_out = []
+        with pytest.raises(SourceDataError) as raised:
+            handed_out.extend(group.subscriber.id for group in data.groups())
+    assert handed_out == []  # no group with an invalid record is handed out
+    assert raised.value.details == (
+        "subscriber id=1: birthdate: unreadable date",
+        "subscriber id=2: first_name: missing required field",
+        "coverage id=30: subscriber_premium: unreadable amount",
+    )  # coverage 31 is not the claiming carrier's: neither kept nor judged
+
+
 def test_problems_are_all_listed_by_id(export: ExportBuilder) -> None:
     export.subscriber(1, birthdate="31/31/31")
     export.subscriber(2)
