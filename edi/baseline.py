@@ -13,7 +13,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,23 +34,54 @@ CREATE TABLE IF NOT EXISTS history (
     members INTEGER NOT NULL, reason TEXT
 );
 """
+PROPOSAL_BATCH = 1000
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A dataclass's fields, shallow and in sorted order (so the JSON is sorted without
+    `sort_keys`): `dataclasses.asdict` deep-copies every value and was the slowest step of
+    writing a large file."""
+    return {name: getattr(value, name) for name in sorted(value.__dataclass_fields__)}
+
+
+def _line_state(line: CoverageLine) -> dict[str, Any]:
+    raw = _fields(line)
+    raw.update(
+        begin=_iso(line.begin),
+        end=_iso(line.end),
+        premium=_text(line.premium),
+        volume=_text(line.volume),
+    )
+    return raw
 
 
 def member_state(member: Member) -> str:
-    raw = asdict(member)
-    return json.dumps(raw, default=_plain, sort_keys=True)
+    """Sorted JSON of every field; dates ISO, amounts as text."""
+    raw = _fields(member)
+    person = _fields(member.person)
+    person["birthdate"] = _iso(member.person.birthdate)
+    raw.update(
+        person=person,
+        dates=[(qualifier, day.isoformat()) for qualifier, day in member.dates],
+        coverages=[_line_state(line) for line in member.coverages],
+    )
+    return json.dumps(raw)
 
 
 def _day(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
+
+
+def _amount(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def member_from_state(text: str) -> Member:
@@ -64,7 +94,8 @@ def member_from_state(text: str) -> Member:
                 **line,
                 "begin": _day(line["begin"]),
                 "end": _day(line["end"]),
-                "premium": Decimal(line["premium"]) if line["premium"] is not None else None,
+                "premium": _amount(line["premium"]),
+                "volume": _amount(line.get("volume")),
                 "refs": tuple(tuple(ref) for ref in line["refs"]),
             }
         )
@@ -197,12 +228,17 @@ class ProposalWriter:
         self._db.execute("BEGIN IMMEDIATE")
 
     def tee(self, members: Iterable[Member]) -> Iterator[Member]:
+        rows: list[tuple[str, str, str, str]] = []
         for member in members:
-            self._db.execute(
-                "INSERT OR REPLACE INTO proposed VALUES (?, ?, ?, ?)",
-                (self.carrier, self.token, member.key, member_state(member)),
-            )
+            rows.append((self.carrier, self.token, member.key, member_state(member)))
+            if len(rows) >= PROPOSAL_BATCH:
+                self._insert(rows)
             yield member
+        self._insert(rows)
+
+    def _insert(self, rows: list[tuple[str, str, str, str]]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO proposed VALUES (?, ?, ?, ?)", rows)
+        rows.clear()
 
     def finish(self, fingerprint: str) -> None:
         self._db.execute(
