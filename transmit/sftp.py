@@ -24,6 +24,8 @@ from transmit.errors import DeliveryError, PermanentDeliveryError, TransientDeli
 BLOCK = 1 << 18
 WINDOW = 1 << 26  # a large window keeps a pipelined upload streaming on a fast link
 PACKET = 1 << 15
+# AES-GCM encrypts and authenticates in one pass: measurably faster than CTR + HMAC in paramiko.
+FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class SftpDestination:
             default_max_packet_size=PACKET,
             disabled_algorithms=s.disabled_algorithms or None,
         )
+        _prefer_fast_ciphers(transport)
         try:
             transport.start_client(timeout=s.connect_timeout_s)
             self._check_host_key(transport)
@@ -216,3 +219,11 @@ class SftpDestination:
     def close(self) -> None:
         self._sftp.close()
         self._transport.close()
+
+
+def _prefer_fast_ciphers(transport: paramiko.Transport) -> None:
+    """Offer AES-GCM first; the server still chooses among what both sides allow."""
+    options = transport.get_security_options()
+    allowed = tuple(options.ciphers)  # already without the settings' disabled algorithms
+    fast = tuple(c for c in FAST_CIPHERS if c in allowed)
+    options.ciphers = fast + tuple(c for c in allowed if c not in fast)

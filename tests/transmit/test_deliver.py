@@ -169,3 +169,19 @@ def test_local_folder_destination_shares_the_same_operation(tmp_path: Path) -> N
         local, local.name, lambda: transmit.LocalFolderDestination(folder), policy=FAST
     )
     assert result.outcome == "delivered" and [p.name for p in folder.iterdir()] == [local.name]
+
+
+def test_aes_gcm_is_offered_first_unless_disabled(sshd: Sshd) -> None:
+    """GCM is the faster cipher in paramiko; a profile's disabled algorithms still win."""
+    chosen = {}
+    for label, disabled in (("default", {}), ("no-gcm", {"ciphers": list(FAST_GCM)})):
+        destination = transmit.SftpDestination(sshd.settings(disabled_algorithms=disabled))
+        try:
+            chosen[label] = destination._transport.remote_cipher
+        finally:
+            destination.close()
+    assert chosen["default"] == "aes128-gcm@openssh.com"
+    assert chosen["no-gcm"] not in FAST_GCM
+
+
+FAST_GCM = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
