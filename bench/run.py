@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 import transmit  # noqa: E402
 from bench.make_data import write as make_data  # noqa: E402
+from edi.baseline import BaselineStore, ProposalWriter  # noqa: E402
 from edi.demo import carrier_key, demo_tables, prepare  # noqa: E402
 from edi.mapping import MappingContext, map_members  # noqa: E402
 from edi.members import MappingReport  # noqa: E402
@@ -45,17 +46,41 @@ def timed(action: Any) -> tuple[float, Any]:
 
 
 def generate_without_validation(workspace: Workspace, source: Path, out: Path) -> tuple[Path, int]:
-    """The generate path up to the finished file: read, map, write body, write envelope."""
+    """What `edi generate` does for a carrier's first full file, up to the finished file and
+    without validating it: read, map, propose the baseline, write body, write envelope."""
     profile = load_profile(workspace, CARRIER)
     out.mkdir(parents=True, exist_ok=True)
+    store = BaselineStore(out / "baseline.sqlite")
+    proposal = ProposalWriter(store.path, CARRIER, "bench")
     with read_export(source, claims=profile.claims_code) as data:
         members = map_members(MappingContext(profile, AS_OF), data.groups(), MappingReport())
-        body = write_body(members, profile, out / "body.tmp")
-    content_fingerprint(profile, "full", body)
+        body = write_body(proposal.tee(members), profile, out / "body.tmp")
+    proposal.finish(content_fingerprint(profile, "full", body))
     path = out / "bench.834"
     se01 = write_file(profile, "full", body, Envelope(1, NOW), path)
     (out / "body.tmp").unlink()
+    (out / "baseline.sqlite").unlink()
     return path, se01 + 4
+
+
+def stage_seconds(workspace: Workspace, source: Path, out: Path) -> dict[str, float]:
+    """The same path with each stage run to completion on its own (so it holds every member
+    in memory: a profile, not a measurement of the real streaming run)."""
+    profile = load_profile(workspace, CARRIER)
+    seconds: dict[str, float] = {}
+    store = BaselineStore(out / "stages.sqlite")
+    started = time.perf_counter()
+    with read_export(source, claims=profile.claims_code) as data:
+        seconds["read_and_cross_check"] = time.perf_counter() - started
+        seconds["validate_and_group"], groups = timed(lambda: list(data.groups()))
+    ctx = MappingContext(profile, AS_OF)
+    seconds["map"], members = timed(lambda: list(map_members(ctx, groups, MappingReport())))
+    proposal = ProposalWriter(store.path, CARRIER, "stages")
+    seconds["propose_baseline"], _ = timed(lambda: list(proposal.tee(members)))
+    proposal.discard()
+    seconds["write_body"], _ = timed(lambda: write_body(members, profile, out / "stages.body"))
+    (out / "stages.body").unlink()
+    return {stage: round(value, 3) for stage, value in seconds.items()}
 
 
 def peak_rss_mb(command: list[str]) -> float:
@@ -75,6 +100,7 @@ def measure_size(employees: int, scratch: Path, demo: Workspace) -> dict[str, An
     gen_s, (path, segments) = timed(
         lambda: generate_without_validation(workspace, source, scratch / f"gen-{employees}")
     )
+    stages = stage_seconds(workspace, source, scratch / f"gen-{employees}")
     pyx12_s, findings = timed(lambda: pyx12_findings(path))
     parallel_s, parallel = timed(lambda: parallel_pyx12_findings(path, os.cpu_count() or 2))
     assert not findings and not parallel, "the benchmark file must be valid"
@@ -108,6 +134,8 @@ def measure_size(employees: int, scratch: Path, demo: Workspace) -> dict[str, An
         "pyx12_s": round(pyx12_s, 2),
         "pyx12_segments_per_s": round(segments / pyx12_s),
         "writer_vs_pyx12_speed": round(pyx12_s / gen_s, 2),
+        "generate_stages_s": stages,
+        "write_body_alone_vs_pyx12_speed": round(pyx12_s / stages["write_body"], 2),
         "parallel_validation_s": round(parallel_s, 2),
         "run_end_to_end_s": round(run_s, 2),
         "run_vs_pyx12_alone": round(run_s / pyx12_s, 2),
@@ -273,8 +301,13 @@ def print_table(results: dict[str, Any]) -> None:
         table.add_column(column.replace("_", " "), justify="right")
     for row in results["sizes"]:
         table.add_row(*(str(row[c]) for c in columns))
-    console = Console()
+    console = Console(width=200)
     console.print(table)
+    for row in results["sizes"]:
+        console.print(
+            f"{row['employees']} employees, generate stages (s): {row['generate_stages_s']}; "
+            f"834 writer alone vs pyx12: {row['write_body_alone_vs_pyx12_speed']}"
+        )
     console.print(f"encryption: {results['encryption']}")
     console.print(f"sftp: {results['sftp']}")
 
