@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -191,8 +191,7 @@ class SubscriberRecords:
 SCHEMA = """
 CREATE TABLE subscribers (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE dependents (
-    owner INTEGER NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
-    PRIMARY KEY (owner, seq)
+    owner INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (owner, seq)
 ) WITHOUT ROWID;
 CREATE TABLE coverages (
     owner INTEGER NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
@@ -246,9 +245,6 @@ class SourceData:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _owned(self, table: str) -> Iterator[tuple[int, bytes]]:
-        return iter(self._db.execute(f"SELECT owner, body FROM {table} ORDER BY owner, seq"))
-
     def groups(self) -> Iterator[SubscriberRecords]:
         problems: list[str] = []
         yield from self._walk(problems)
@@ -262,25 +258,36 @@ class SourceData:
         return problems
 
     def _walk(self, problems: list[str]) -> Iterator[SubscriberRecords]:
-        dependents, coverages = self._owned("dependents"), self._owned("coverages")
-        next_dependent, next_coverage = next(dependents, None), next(coverages, None)
+        dependents = _Owned(self._db, "dependents", Dependent)
+        coverages = _Owned(self._db, "coverages", Coverage)
         for seq, body in self._db.execute("SELECT seq, body FROM subscribers ORDER BY seq"):
-            group_problems = len(problems)
+            before = len(problems)
             subscriber = _validated(Subscriber, "subscribers", body, problems)
-            mine_d: list[Dependent] = []
-            while next_dependent is not None and next_dependent[0] == seq:
-                dependent = _validated(Dependent, "dependents", next_dependent[1], problems)
-                if dependent is not None:
-                    mine_d.append(dependent)
-                next_dependent = next(dependents, None)
-            mine_c: list[Coverage] = []
-            while next_coverage is not None and next_coverage[0] == seq:
-                coverage = _validated(Coverage, "coverages", next_coverage[1], problems)
-                if coverage is not None:
-                    mine_c.append(coverage)
-                next_coverage = next(coverages, None)
-            if subscriber is not None and len(problems) == group_problems:
-                yield SubscriberRecords(subscriber, tuple(mine_d), tuple(mine_c))
+            their_dependents = dependents.take(seq, problems)
+            their_coverages = coverages.take(seq, problems)
+            if subscriber is not None and len(problems) == before:
+                yield SubscriberRecords(subscriber, their_dependents, their_coverages)
+
+
+class _Owned(Generic[RecordT]):
+    """One kind's records in owner order; `take` validates one subscriber's."""
+
+    def __init__(self, db: sqlite3.Connection, kind: str, model: type[RecordT]) -> None:
+        self.kind = kind
+        self.model = model
+        self._rows: Iterator[tuple[int, bytes]] = iter(
+            db.execute(f"SELECT owner, body FROM {kind} ORDER BY owner, seq")
+        )
+        self._next = next(self._rows, None)
+
+    def take(self, owner: int, problems: list[str]) -> tuple[RecordT, ...]:
+        mine = []
+        while self._next is not None and self._next[0] == owner:
+            record = _validated(self.model, self.kind, self._next[1], problems)
+            if record is not None:
+                mine.append(record)
+            self._next = next(self._rows, None)
+        return tuple(mine)
 
 
 def _validated(model: type[RecordT], kind: str, body: bytes, problems: list[str]) -> RecordT | None:
@@ -321,7 +328,7 @@ class _Loader:
         return counts
 
     def _insert(self, kind: str, rows: list[tuple[Any, ...]]) -> None:
-        marks = "?, ?" if kind == "subscribers" else "?, ?, ?, ?"
+        marks = ", ".join("?" * {"subscribers": 2, "dependents": 3, "coverages": 4}[kind])
         self.db.executemany(f"INSERT INTO {kind} VALUES ({marks})", rows)
         rows.clear()
 
@@ -350,7 +357,7 @@ class _Loader:
                 self.problems.append(f"{name} id={record_id}: duplicate id in {kind}.json")
                 return None
             self.dependent_owner[record_id] = owner_id
-            return (owner, seq, record_id, marshal.dumps(raw))
+            return (owner, seq, marshal.dumps(raw))
         self._check_covered_dependents(record_id, owner_id, raw.get("dependent_ids"))
         if not self._claimed(raw):
             return None
