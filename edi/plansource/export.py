@@ -186,17 +186,56 @@ class SubscriberRecords:
     coverages: tuple[Coverage, ...]
 
 
-# One table per kind, clustered by the owning subscriber's position in subscribers.json so that
-# `groups()` is three ordered scans merged, not a query per subscriber.
+# Subscribers in file order; dependents and coverages staged as read, then (once every subscriber
+# is known) checked and copied into tables clustered by their subscriber's position, so that
+# `groups()` is three ordered scans merged. Ids and owners stay on disk: memory does not grow
+# with the export.
 SCHEMA = """
-CREATE TABLE subscribers (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE subscribers (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE staged (
+    kind INTEGER NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, owner_id TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE covered (
+    seq INTEGER NOT NULL, coverage_id TEXT NOT NULL, dependent_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL
+);
 CREATE TABLE dependents (
     owner INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (owner, seq)
 ) WITHOUT ROWID;
 CREATE TABLE coverages (
-    owner INTEGER NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
-    PRIMARY KEY (owner, seq)
+    owner INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (owner, seq)
 ) WITHOUT ROWID;
+"""
+CROSS_CHECKS = {
+    "duplicate subscribers": """
+        SELECT 'subscriber', id, 'duplicate id in subscribers.json' FROM subscribers
+        GROUP BY id HAVING COUNT(*) > 1 ORDER BY MIN(seq)""",
+    "duplicates": """
+        SELECT CASE kind WHEN 1 THEN 'dependent' ELSE 'coverage' END, id,
+               'duplicate id in ' || CASE kind WHEN 1 THEN 'dependents' ELSE 'coverages' END
+               || '.json'
+        FROM staged GROUP BY kind, id HAVING COUNT(*) > 1 ORDER BY kind, MIN(seq)""",
+    "orphans": """
+        SELECT CASE kind WHEN 1 THEN 'dependent' ELSE 'coverage' END, id,
+               'subscriber_id=' || owner_id || ' not found'
+        FROM staged st WHERE NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.id = st.owner_id)
+        ORDER BY kind, seq""",
+    "covered dependents": """
+        SELECT 'coverage', coverage_id, 'dependent id=' || dependent_id
+               || ' is not a dependent of subscriber id=' || owner_id
+        FROM covered c WHERE NOT EXISTS (
+            SELECT 1 FROM staged d
+            WHERE d.kind = 1 AND d.id = c.dependent_id AND d.owner_id = c.owner_id
+        ) ORDER BY seq""",
+}
+CLUSTER = """
+CREATE INDEX subscriber_ids ON subscribers (id);
+CREATE INDEX staged_ids ON staged (kind, id, owner_id);
+INSERT INTO dependents SELECT s.seq, st.seq, st.body FROM staged st
+    JOIN subscribers s ON s.id = st.owner_id WHERE st.kind = 1;
+INSERT INTO coverages SELECT s.seq, st.seq, st.body FROM staged st
+    JOIN subscribers s ON s.id = st.owner_id WHERE st.kind = 2
 """
 KINDS = ("subscribers", "dependents", "coverages")
 INSERT_BATCH = 5000
@@ -301,67 +340,73 @@ def _validated(model: type[RecordT], kind: str, body: bytes, problems: list[str]
 
 @dataclass(slots=True)
 class _Loader:
-    """The first pass: ids, owners and cross-references checked; records spilled unvalidated."""
+    """The first pass: records spilled unvalidated, then ids, owners and cross-references checked
+    in the database."""
 
     db: sqlite3.Connection
     claims: Callable[[str], bool]
     problems: list[str] = field(default_factory=list)
-    subscriber_seq: dict[str, int] = field(default_factory=dict)
-    dependent_owner: dict[str, str] = field(default_factory=dict)
     claimed_codes: dict[str, bool] = field(default_factory=dict)
 
-    def load(self, source: Path) -> dict[str, int]:
-        counts = {}
-        for kind in KINDS:
+    def load(self, source: Path) -> None:
+        for kind_number, kind in enumerate(KINDS):
             rows: list[tuple[Any, ...]] = []
-            count = 0
-            for raw in raw_records(source / f"{kind}.json"):
-                row = self._row(kind, count, raw)
-                if row is None:
-                    continue
-                rows.append(row)
-                count += 1
+            covered: list[tuple[int, str, str, str]] = []
+            for seq, raw in enumerate(raw_records(source / f"{kind}.json")):
+                row = self._row(kind_number, seq, raw, covered)
+                if row is not None:
+                    rows.append(row)
                 if len(rows) >= INSERT_BATCH:
-                    self._insert(kind, rows)
-            self._insert(kind, rows)
-            counts[kind] = count
-        return counts
+                    self._insert(kind_number, rows, covered)
+            self._insert(kind_number, rows, covered)
+        for statement in CLUSTER.split(";"):
+            self.db.execute(statement)
+        for query in CROSS_CHECKS.values():
+            for name, record_id, problem in self.db.execute(query):
+                self.problems.append(f"{name} id={record_id}: {problem}")
 
-    def _insert(self, kind: str, rows: list[tuple[Any, ...]]) -> None:
-        marks = ", ".join("?" * {"subscribers": 2, "dependents": 3, "coverages": 4}[kind])
-        self.db.executemany(f"INSERT INTO {kind} VALUES ({marks})", rows)
+    def counts(self) -> dict[str, int]:
+        return {
+            kind: self.db.execute(f"SELECT COUNT(*) FROM {kind}").fetchone()[0] for kind in KINDS
+        }
+
+    def _insert(
+        self, kind: int, rows: list[tuple[Any, ...]], covered: list[tuple[int, str, str, str]]
+    ) -> None:
+        if kind == 0:
+            self.db.executemany("INSERT INTO subscribers VALUES (?, ?, ?)", rows)
+        else:
+            self.db.executemany("INSERT INTO staged VALUES (?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT INTO covered VALUES (?, ?, ?, ?)", covered)
         rows.clear()
+        covered.clear()
 
-    def _row(self, kind: str, seq: int, raw: dict[str, Any]) -> tuple[Any, ...] | None:
+    def _row(
+        self,
+        kind: int,
+        seq: int,
+        raw: dict[str, Any],
+        covered: list[tuple[int, str, str, str]],
+    ) -> tuple[Any, ...] | None:
+        if kind == 2 and not self._claimed(raw):
+            return None  # another carrier's coverage: its own run judges it
+        name = KINDS[kind][:-1]
         record_id = _raw_id(raw.get("id"))
-        name = kind[:-1]
         if record_id is None:
             self.problems.append(f"{name} id=?: id: missing or not an id")
             return None
-        if kind == "subscribers":
-            if record_id in self.subscriber_seq:
-                self.problems.append(f"{name} id={record_id}: duplicate id in {kind}.json")
-                return None
-            self.subscriber_seq[record_id] = seq
-            return (seq, marshal.dumps(raw))
+        if kind == 0:
+            return (seq, record_id, marshal.dumps(raw))
         owner_id = _raw_id(raw.get("subscriber_id"))
         if owner_id is None:
             self.problems.append(f"{name} id={record_id}: subscriber_id: missing or not an id")
             return None
-        owner = self.subscriber_seq.get(owner_id)
-        if owner is None:
-            self.problems.append(f"{name} id={record_id}: subscriber_id={owner_id} not found")
-            return None
-        if kind == "dependents":
-            if record_id in self.dependent_owner:
-                self.problems.append(f"{name} id={record_id}: duplicate id in {kind}.json")
-                return None
-            self.dependent_owner[record_id] = owner_id
-            return (owner, seq, marshal.dumps(raw))
-        self._check_covered_dependents(record_id, owner_id, raw.get("dependent_ids"))
-        if not self._claimed(raw):
-            return None
-        return (owner, seq, record_id, marshal.dumps(raw))
+        if kind == 2:
+            covered.extend(
+                (seq, record_id, dependent_id or "?", owner_id)
+                for dependent_id in _raw_id_list(raw.get("dependent_ids"))
+            )
+        return (kind, seq, record_id, owner_id, marshal.dumps(raw))
 
     def _claimed(self, coverage: dict[str, Any]) -> bool:
         code = str(coverage.get("benefit_lookup_code") or "")
@@ -369,21 +414,6 @@ class _Loader:
         if claimed is None:
             claimed = self.claimed_codes[code] = self.claims(code)
         return claimed
-
-    def _check_covered_dependents(self, coverage_id: str, owner_id: str, listed: Any) -> None:
-        for dependent_id in _raw_id_list(listed):
-            if dependent_id is not None and self.dependent_owner.get(dependent_id) != owner_id:
-                self.problems.append(
-                    f"coverage id={coverage_id}: dependent id={dependent_id} is not a dependent "
-                    f"of subscriber id={owner_id}"
-                )
-
-    def check_duplicate_coverages(self) -> None:
-        duplicates = self.db.execute(
-            "SELECT id FROM coverages GROUP BY id HAVING COUNT(*) > 1 ORDER BY MIN(seq)"
-        )
-        for (record_id,) in duplicates:
-            self.problems.append(f"coverage id={record_id}: duplicate id in coverages.json")
 
 
 def _raise_if(problems: list[str], source: Path | str) -> None:
@@ -414,7 +444,7 @@ def read_export(
     """Reads and cross-checks an export directory; every problem names its record id.
 
     `claims` (a carrier's lookup-code test) keeps only the coverages that carrier claims: the
-    others are cross-checked but neither kept nor validated, since they are other runs' business.
+    others are other carriers' runs' business, and neither kept nor judged here.
 
     Raises before anything is written when a record has no id, is duplicated, or points at a
     subscriber or dependent that is not there (listing field problems too); otherwise field
@@ -431,10 +461,9 @@ def read_export(
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
         db.execute("BEGIN")
         loader = _Loader(db, claims)
-        counts = loader.load(source)
+        loader.load(source)
         db.execute("COMMIT")
-        loader.check_duplicate_coverages()
-        data = SourceData(db, scratch, counts)
+        data = SourceData(db, scratch, loader.counts())
         if loader.problems:  # then list the field problems too, so one round of fixes will do
             _raise_if(loader.problems + data.field_problems(), source)
     except BaseException:

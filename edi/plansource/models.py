@@ -24,7 +24,7 @@ def _digits(*parts: str) -> bool:
     return all(part.isascii() and part.isdigit() for part in parts)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def parse_date(text: str) -> date | None:
     """A PlanSource date in any of the forms it sends; None when empty."""
     text = text.strip()

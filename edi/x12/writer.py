@@ -28,7 +28,7 @@ from edi.x12.grammar import ElementSpec, SegmentSpec, SyntaxRule, segment_spec
 # The 5010 extended character set (what pyx12 enforces), upper-cased as carriers expect.
 _NOT_X12_TEXT = re.compile(r"""[^A-Z0-9!"&'()*+,\-./:;?= %~@\[\]_{}\\|<>^`#$]""")
 _SPACES = re.compile(r" {2,}")
-RENDERED_CACHE_SIZE = 50_000
+RENDERED_CACHE_SIZE = 10_000
 BGN08 = {"changes": "2", "full": "2", "audit": "4"}
 
 
@@ -70,7 +70,7 @@ def _x12_text(text: str, unwanted: re.Pattern[str]) -> str:
     return cleaned.strip()
 
 
-@lru_cache(maxsize=32768)
+@lru_cache(maxsize=4096)
 def d8(value: date) -> str:
     return f"{value.year:04d}{value.month:02d}{value.day:02d}"
 
