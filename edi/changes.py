@@ -259,13 +259,14 @@ def disappeared(ctx: DiffContext, then: Member) -> MemberChange | None:
 
 class StreamingDiff:
     """One pass over the current members with keyed baseline lookups (no all-pairs work);
-    changed members are yielded as they are found, disappearances at the end."""
+    changed members are yielded as they are found, disappearances at the end.
+    `baseline_others` yields the baseline's members that `baseline_get` was never asked for."""
 
     def __init__(
         self,
         ctx: DiffContext,
         baseline_get: Callable[[str], Member | None],
-        baseline_others: Callable[[set[str]], Iterator[Member]],
+        baseline_others: Callable[[], Iterator[Member]],
         baseline_active: int,
         has_baseline: bool,
     ) -> None:
@@ -277,9 +278,7 @@ class StreamingDiff:
     def members(self, current: Iterable[Member], *, full: bool = False) -> Iterator[Member]:
         """Changed members (a change file), or with `full` every member as mapped (a full
         file); either way ending with explicit terminations for the disappeared."""
-        seen: set[str] = set()
         for member in current:
-            seen.add(member.key)
             change = diff_member(self.ctx, member, self.get(member.key))
             if change is None:
                 self.result.unchanged += 1
@@ -289,7 +288,7 @@ class StreamingDiff:
                 yield member
             elif change is not None:
                 yield change.member
-        for then in self.others(seen):
+        for then in self.others():  # the baseline's members no lookup above asked for
             gone = disappeared(self.ctx, then)
             if gone is not None:
                 self.result.changes.append(gone)
