@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,11 @@ def import_key_file(gpg: Any, key_file: Path) -> list[str]:
 
 
 def encrypt_file(src: Path, dst: Path, spec: EncryptionSpec, gnupg_dir: Path) -> EncryptionResult:
-    """Encrypts src to dst (temp name, then rename), streaming file to file."""
+    """Encrypts src to dst (temp name, then rename), streaming file to file.
+
+    gpg reads src by name rather than through python-gnupg's stdin pipe (the pipe cost ~9% of
+    the encryption time in bench/), and src is hashed on a second core meanwhile.
+    """
     gpg = gnupg_home(gnupg_dir)
     import_key_file(gpg, spec.public_key_file)
     check_recipient(gpg, spec.recipient_fingerprint)
@@ -108,33 +114,40 @@ def encrypt_file(src: Path, dst: Path, spec: EncryptionSpec, gnupg_dir: Path) ->
         )
     partial = dst.with_name(f".{dst.name}.part")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with src.open("rb") as plain:
-            result = gpg.encrypt_file(
-                plain,
-                [spec.recipient_fingerprint],
-                armor=spec.armor,
-                output=str(partial),
-                sign=signer,
-                passphrase=spec.signer_passphrase,
-                always_trust=True,
-                extra_args=[*_CIPHER_OPTIONS, *_NO_AEAD_OPTIONS],
-            )
-        if not result.ok or not partial.exists():
-            raise EncryptionError("pgp-encrypt-failed", f"gpg could not encrypt: {result.status}")
-        partial.replace(dst)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-    return EncryptionResult(
-        path=dst,
-        plaintext_sha256=sha256_file(src),
-        ciphertext_sha256=sha256_file(dst),
-        plaintext_size=src.stat().st_size,
-        ciphertext_size=dst.stat().st_size,
-        recipient_fingerprint=spec.recipient_fingerprint.upper(),
-        signer_fingerprint=signer,
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        plaintext_sha256 = hasher.submit(sha256_file, src)
+        try:
+            _gpg_encrypt(gpg, src, partial, spec, signer)
+            partial.replace(dst)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        return EncryptionResult(
+            path=dst,
+            plaintext_sha256=plaintext_sha256.result(),
+            ciphertext_sha256=sha256_file(dst),
+            plaintext_size=src.stat().st_size,
+            ciphertext_size=dst.stat().st_size,
+            recipient_fingerprint=spec.recipient_fingerprint.upper(),
+            signer_fingerprint=signer,
+        )
+
+
+def _gpg_encrypt(
+    gpg: Any, src: Path, output: Path, spec: EncryptionSpec, signer: str | None
+) -> None:
+    result = gpg.encrypt_file(
+        io.BytesIO(),  # stdin carries only the passphrase, if any; gpg reads src itself
+        [spec.recipient_fingerprint],
+        armor=spec.armor,
+        output=str(output),
+        sign=signer,
+        passphrase=spec.signer_passphrase,
+        always_trust=True,
+        extra_args=[*_CIPHER_OPTIONS, *_NO_AEAD_OPTIONS, "--", str(src)],
     )
+    if not result.ok or not output.exists():
+        raise EncryptionError("pgp-encrypt-failed", f"gpg could not encrypt: {result.status}")
 
 
 def _gpg(gnupg_dir: Path, *args: str) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import transmit
 from tests.support.servers import CarrierKey
+
+SIGNER = "TEST workspace signer <edi@test.invalid>"
 
 
 def plaintext(tmp_path: Path) -> Path:
@@ -66,29 +70,76 @@ def test_unusable_keys_are_refused(
     assert not (tmp_path / "out.pgp").exists()
 
 
-def test_signed_with_the_workspace_key(tmp_path: Path, carrier_key: CarrierKey) -> None:
-    import tempfile
+def test_gpg_reads_a_source_whose_name_has_spaces_and_a_leading_dash(
+    tmp_path: Path, carrier_key: CarrierKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    src = Path("-o odd name.834")
+    src.write_bytes(plaintext(tmp_path).read_bytes())
+    spec = transmit.EncryptionSpec(carrier_key.fingerprint, carrier_key.public_key_file)
+    result = transmit.encrypt_file(src, tmp_path / "odd.pgp", spec, tmp_path / "g")
+    assert carrier_key.decrypt(result.path) == src.read_bytes()
+    assert result.plaintext_sha256 == transmit.sha256_file(src)
 
+
+def test_a_missing_source_fails_without_leaving_output(
+    tmp_path: Path, carrier_key: CarrierKey
+) -> None:
+    spec = transmit.EncryptionSpec(carrier_key.fingerprint, carrier_key.public_key_file)
+    with pytest.raises(transmit.EncryptionError) as failed:
+        transmit.encrypt_file(tmp_path / "gone.834", tmp_path / "out.pgp", spec, tmp_path / "g")
+    assert failed.value.code == "pgp-encrypt-failed"
+    assert not (tmp_path / "out.pgp").exists()
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def workspace_signer(passphrase: str) -> tuple[Path, str]:
     # Signing needs gpg-agent, whose socket path must stay short (pytest's tmp paths are long).
-    workspace_gnupg = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
-    signer = transmit.create_key(
-        workspace_gnupg, "TEST workspace signer <edi@test.invalid>", algorithm="rsa2048"
+    home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+    if not passphrase:
+        return home, transmit.create_key(home, SIGNER, algorithm="rsa2048")
+    gpg(
+        home,
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        passphrase,
+        "--quick-gen-key",
+        SIGNER,
+        "rsa2048",
+        "sign",
+        "never",
     )
-    signer_public = transmit.export_public_key(workspace_gnupg, signer, tmp_path / "signer.asc")
-    spec = transmit.EncryptionSpec(
-        carrier_key.fingerprint, carrier_key.public_key_file, sign=True, signer_fingerprint=signer
-    )
-    result = transmit.encrypt_file(
-        plaintext(tmp_path), tmp_path / "signed.pgp", spec, workspace_gnupg
-    )
-    assert result.signer_fingerprint == signer
-    import subprocess
+    listing = gpg(home, "--list-secret-keys", "--with-colons", SIGNER)
+    return home, next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
 
-    subprocess.run(
-        ["gpg", "--homedir", str(carrier_key.gnupg), "--batch", "--import", str(signer_public)],
+
+def gpg(home: Path, *args: str) -> str:
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", *args],
         check=True,
         capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.mark.parametrize("passphrase", ["", "test passphrase, not a secret"])
+def test_signed_with_the_workspace_key(
+    tmp_path: Path, carrier_key: CarrierKey, passphrase: str
+) -> None:
+    workspace_gnupg, signer = workspace_signer(passphrase)
+    signer_public = transmit.export_public_key(workspace_gnupg, signer, tmp_path / "signer.asc")
+    spec = transmit.EncryptionSpec(
+        carrier_key.fingerprint,
+        carrier_key.public_key_file,
+        sign=True,
+        signer_fingerprint=signer,
+        signer_passphrase=passphrase or None,
     )
+    src = plaintext(tmp_path)
+    result = transmit.encrypt_file(src, tmp_path / "signed.pgp", spec, workspace_gnupg)
+    assert result.signer_fingerprint == signer
+    gpg(carrier_key.gnupg, "--import", str(signer_public))
     checked = subprocess.run(
         [
             "gpg",
@@ -98,14 +149,29 @@ def test_signed_with_the_workspace_key(tmp_path: Path, carrier_key: CarrierKey) 
             "--status-fd",
             "1",
             "--decrypt",
-            "-o",
-            "/dev/null",
             str(result.path),
         ],
         capture_output=True,
-        text=True,
     )
-    assert f"VALIDSIG {signer}" in checked.stdout
+    assert f"VALIDSIG {signer}".encode() in checked.stdout
+    assert src.read_bytes() in checked.stdout
+
+
+def test_a_wrong_signing_passphrase_fails_without_leaving_output(
+    tmp_path: Path, carrier_key: CarrierKey
+) -> None:
+    workspace_gnupg, signer = workspace_signer("the right one")
+    spec = transmit.EncryptionSpec(
+        carrier_key.fingerprint,
+        carrier_key.public_key_file,
+        sign=True,
+        signer_fingerprint=signer,
+        signer_passphrase="the wrong one",
+    )
+    with pytest.raises(transmit.EncryptionError) as failed:
+        transmit.encrypt_file(plaintext(tmp_path), tmp_path / "x.pgp", spec, workspace_gnupg)
+    assert failed.value.code == "pgp-encrypt-failed"
+    assert not (tmp_path / "x.pgp").exists()
 
 
 def test_signing_without_the_key_is_refused(tmp_path: Path, carrier_key: CarrierKey) -> None:
