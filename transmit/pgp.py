@@ -169,12 +169,21 @@ def _gpg(gnupg_dir: Path, *args: str) -> str:
 
 
 def create_key(
-    gnupg_dir: Path, user_id: str, *, algorithm: str = "rsa3072", expire: str = "never"
+    gnupg_dir: Path,
+    user_id: str,
+    *,
+    algorithm: str = "rsa3072",
+    expire: str = "never",
+    passphrase: str = "",
 ) -> str:
-    """A new key that can sign and encrypt, without a passphrase; returns its fingerprint.
+    """A new key that can sign and encrypt (no passphrase unless given); returns its fingerprint.
     For demo carriers, the workspace's signing key and tests; carriers send their own keys."""
     gnupg_home(gnupg_dir)
-    _gpg(gnupg_dir, "--passphrase", "", "--quick-gen-key", user_id, algorithm, "sign,encr", expire)
+    _gpg(
+        gnupg_dir,
+        *("--pinentry-mode", "loopback", "--passphrase", passphrase),
+        *("--quick-gen-key", user_id, algorithm, "sign,encr", expire),
+    )
     listing = _gpg(gnupg_dir, "--list-secret-keys", "--with-colons", user_id)
     fingerprints = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr")]
     if not fingerprints:

@@ -11,6 +11,7 @@ import pytest
 
 import transmit
 from tests.support.servers import CarrierKey
+from transmit.pgp import gnupg_home, import_key_file
 
 SIGNER = "TEST workspace signer <edi@test.invalid>"
 
@@ -96,31 +97,7 @@ def test_a_missing_source_fails_without_leaving_output(
 def workspace_signer(passphrase: str) -> tuple[Path, str]:
     # Signing needs gpg-agent, whose socket path must stay short (pytest's tmp paths are long).
     home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
-    if not passphrase:
-        return home, transmit.create_key(home, SIGNER, algorithm="rsa2048")
-    gpg(
-        home,
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        passphrase,
-        "--quick-gen-key",
-        SIGNER,
-        "rsa2048",
-        "sign",
-        "never",
-    )
-    listing = gpg(home, "--list-secret-keys", "--with-colons", SIGNER)
-    return home, next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
-
-
-def gpg(home: Path, *args: str) -> str:
-    return subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    return home, transmit.create_key(home, SIGNER, algorithm="rsa2048", passphrase=passphrase)
 
 
 @pytest.mark.parametrize("passphrase", ["", "test passphrase, not a secret"])
@@ -139,7 +116,7 @@ def test_signed_with_the_workspace_key(
     src = plaintext(tmp_path)
     result = transmit.encrypt_file(src, tmp_path / "signed.pgp", spec, workspace_gnupg)
     assert result.signer_fingerprint == signer
-    gpg(carrier_key.gnupg, "--import", str(signer_public))
+    import_key_file(gnupg_home(carrier_key.gnupg), signer_public)
     checked = subprocess.run(
         [
             "gpg",
