@@ -76,10 +76,10 @@ def main() -> None:
     store = baselines(workspace)
     reader = store.lookup(CARRIER)
     ctx = DiffContext(profile, changes_config(profile, profile_file), AS_OF)
-    with read_export(after, claims=profile.claims_code) as data:
+    with read_export(after, workspace.ensure_state(), claims=profile.claims_code) as data:
         mapped = list(map_members(MappingContext(profile, AS_OF), data.groups(), MappingReport()))
     started = time.perf_counter()
-    differ = StreamingDiff(ctx, reader.get, reader.others, reader.active_members(), True)
+    differ = StreamingDiff(ctx, reader.get, reader.others, reader.active_subscribers(), True)
     found = sum(1 for _ in differ.members(mapped))
     diff_s = time.perf_counter() - started
     reader.close()

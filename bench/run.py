@@ -52,7 +52,7 @@ def generate_without_validation(workspace: Workspace, source: Path, out: Path) -
     out.mkdir(parents=True, exist_ok=True)
     store = BaselineStore(out / "baseline.sqlite")
     proposal = ProposalWriter(store.path, CARRIER, "bench")
-    with read_export(source, claims=profile.claims_code) as data:
+    with read_export(source, out, claims=profile.claims_code) as data:
         members = map_members(MappingContext(profile, AS_OF), data.groups(), MappingReport())
         body = write_body(proposal.tee(members), profile, out / "body.tmp")
     proposal.finish(content_fingerprint(profile, "full", body))
@@ -70,7 +70,7 @@ def stage_seconds(workspace: Workspace, source: Path, out: Path) -> dict[str, fl
     seconds: dict[str, float] = {}
     store = BaselineStore(out / "stages.sqlite")
     started = time.perf_counter()
-    with read_export(source, claims=profile.claims_code) as data:
+    with read_export(source, out, claims=profile.claims_code) as data:
         seconds["read_and_cross_check"] = time.perf_counter() - started
         seconds["validate_and_group"], groups = timed(lambda: list(data.groups()))
     ctx = MappingContext(profile, AS_OF)

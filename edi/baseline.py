@@ -298,12 +298,17 @@ class BaselineReader:
         for (state,) in rows:
             yield member_from_state(state)
 
-    def active_members(self) -> int:
+    def active_subscribers(self) -> int:
+        """Subscribers with an active line: the guard's denominator, in the unit of its
+        numerator (terminated subscribers)."""
         count = 0
         for (state,) in self._db.execute(
             "SELECT state FROM members WHERE carrier = ?", (self.carrier,)
         ):
-            if any(line["maintenance"] != "024" for line in json.loads(state)["coverages"]):
+            member = json.loads(state)
+            if member["dependent_id"] is None and any(
+                line["maintenance"] != "024" for line in member["coverages"]
+            ):
                 count += 1
         return count
 

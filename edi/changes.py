@@ -101,7 +101,7 @@ class ChangeSet:
             "reinstatements": counts["reinstatement"],
             "disappearances": counts["disappearance"],
             "unchanged": self.unchanged,
-            "baseline_active_members": self.baseline_active,
+            "baseline_active_subscribers": self.baseline_active,
             "members": [
                 {
                     "kind": c.kind,

@@ -6,6 +6,7 @@ Heavy imports (pyx12, paramiko, gnupg, httpx) happen inside the commands that ne
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -303,8 +304,22 @@ def report_error(error: EdiError, shown: int = 20) -> None:
         say(f"[dim]hint: {escape(error.hint)}[/]")
 
 
+def _show_warnings() -> None:
+    """The pipeline's warnings (e.g. no alert channel) reach the operator on stderr."""
+    import logging
+
+    logger = logging.getLogger("edi")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     _register_optional_commands()
+    _show_warnings()
     try:
         returned = app(args=argv, standalone_mode=False)
     except EdiError as error:
@@ -312,6 +327,14 @@ def main(argv: list[str] | None = None) -> None:
             err.print_exception()
         report_error(error)
         sys.exit(error.exit_code)
+    except (OSError, sqlite3.Error) as failure:
+        # Commands outside a run (log, status, baseline) meet broken state too: one line.
+        from edi.pipeline import unexpected_failure
+
+        if STATE["debug"]:
+            err.print_exception()
+        report_error(unexpected_failure(failure))
+        sys.exit(1)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:

@@ -7,6 +7,7 @@ workspace. Errors name the profile file and the key.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -93,9 +94,19 @@ def delivery_config(profile: CarrierProfile, workspace: Workspace) -> DeliveryCo
     return _validated(DeliveryConfig, profile, workspace, "delivery")
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def secret_from_env(variable: str | None, what: str) -> str | None:
     if variable is None:
         return None
+    if not ENV_NAME.fullmatch(variable):
+        raise ConfigError(
+            "secret-env-name-invalid",
+            f"{what} must be named by an environment variable, and the setting does not hold a "
+            "variable name (it may hold the secret itself: it is not shown)",
+            hint="Put the secret in an environment variable and name that variable in TOML.",
+        )
     value = os.environ.get(variable)
     if not value:
         raise ConfigError(
@@ -110,6 +121,18 @@ def workspace_file(workspace: Workspace, relative: str, what: str) -> Path:
     path = workspace.path(relative)
     if not path.is_file():
         raise ConfigError("file-missing", f"{what} {path} does not exist")
+    return path
+
+
+def private_key_path(workspace: Workspace, relative: str, what: str) -> Path:
+    """A private key file that only its owner can read; anything looser is refused."""
+    path = workspace_file(workspace, relative, what)
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(
+            "key-readable-by-others",
+            f"{what} {path} can be read by other users; it was not used",
+            hint=f"chmod 600 {path}",
+        )
     return path
 
 
@@ -130,7 +153,7 @@ def encryption_spec(profile: CarrierProfile, workspace: Workspace) -> transmit.E
 def sftp_settings(profile: CarrierProfile, workspace: Workspace) -> transmit.SftpSettings:
     config = delivery_config(profile, workspace)
     key = (
-        workspace_file(workspace, config.private_key_file, "delivery.private_key_file")
+        private_key_path(workspace, config.private_key_file, "delivery.private_key_file")
         if config.private_key_file
         else None
     )
@@ -159,9 +182,13 @@ def retry_policy(profile: CarrierProfile, workspace: Workspace) -> transmit.Retr
     )
 
 
+def delivery_log_path(workspace: Workspace) -> Path:
+    return workspace.state_dir / "delivery-log.sqlite"
+
+
 def delivery_log(workspace: Workspace) -> transmit.DeliveryLog:
     state = workspace.ensure_state()
-    return transmit.DeliveryLog(state / "delivery-log.sqlite", state / "keys" / "log-ed25519.pem")
+    return transmit.DeliveryLog(delivery_log_path(workspace), state / "keys" / "log-ed25519.pem")
 
 
 def alerter(workspace: Workspace) -> transmit.Alerter:

@@ -8,6 +8,7 @@
     ├── GuardTripped         a safety limit (mass termination) stopped the run     → exit 1
     ├── DeliveryFailed       encryption or delivery failed (wraps transmit errors) → exit 1
     ├── PlanSourceApiError   the PlanSource API refused or failed                  → exit 1
+    ├── RunFailed            anything else that stopped a run (disk, state, bug)   → exit 1
     └── NothingToSend        a change file would be empty: nothing to do            → exit 0
 
 Messages name records by PlanSource id and fields by name; they never carry names, SSNs,
@@ -67,6 +68,10 @@ class DeliveryFailed(EdiError):
 
 
 class PlanSourceApiError(EdiError):
+    pass
+
+
+class RunFailed(EdiError):
     pass
 
 

@@ -7,8 +7,13 @@ validate → rename. A file that fails validation is deleted; nothing half-writt
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
+import logging
+import os
+import shutil
 import socket
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,23 +33,35 @@ from edi.changes import (
     check_guard,
 )
 from edi.errors import (
+    ConfigError,
     DeliveryFailed,
     EdiError,
     GuardTripped,
     NothingToSend,
+    RunFailed,
     SourceDataError,
     ValidationFailed,
 )
+from edi.faults import crash_point, instrumented
 from edi.mapping import MappingContext, map_members
 from edi.members import FileType, MappingReport, Member
 from edi.plansource.export import read_export
 from edi.profiles import CarrierProfile, load_profile
+from edi.runs import (
+    RunLocked,
+    carrier_run,
+    check_carrier_name,
+    preview_scratch,
+    private_dir,
+    private_file,
+)
 from edi.validate import ValidationReport, validate_file
 from edi.workspace import Workspace
-from edi.x12.control import ControlNumbers
+from edi.x12.control import ControlNumbers, LoggedNumber
 from edi.x12.writer import Body, Envelope, content_fingerprint, write_body, write_file
 
 Progress = Callable[[int, int], None]
+logger = logging.getLogger("edi")
 T = TypeVar("T")
 
 
@@ -122,49 +139,64 @@ def write_834(
     members: Iterable[Member],
     *,
     out_dir: Path,
+    scratch: Path,
     file_type: FileType,
     now: datetime,
     before_envelope: Callable[[Body], None] | None = None,
 ) -> tuple[Path, Envelope, str, Body, int, ValidationReport]:
-    """Members → a validated 834 under its final name in out_dir, or nothing at all."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = out_dir / f".{profile.name}.{uuid.uuid4().hex}"
-    body_path, part_path = scratch.with_suffix(".body"), scratch.with_suffix(".part")
-    try:
-        body = write_body(members, profile, body_path)
-        if before_envelope is not None:
-            before_envelope(body)
-        if body.members == 0:
-            raise SourceDataError(
-                "nothing-to-send",
-                f"no member of carrier {profile.name!r} is in the source data",
-                hint="Check the profile's `claims` patterns against the coverages' lookup codes.",
-            )
-        fingerprint = content_fingerprint(profile, file_type, body)
-        envelope = control_numbers(workspace).allocate(profile.name, fingerprint, now)
-        se01 = write_file(profile, file_type, body, envelope, part_path)
-        validation = validate_file(part_path, profile)
-        if not validation.valid:
-            raise ValidationFailed(
-                "file-invalid",
-                f"the {profile.name} 834 (ISA13 {envelope.isa13}) failed validation with "
-                f"{len(validation.findings)} finding(s); it was deleted and nothing was sent",
-                hint="The findings name segment numbers; fix the profile or the records.",
-                details=[f.line() for f in validation.findings[:50]],
-            )
-        final = out_dir / profile.file.name_pattern.format(
-            carrier=profile.name,
-            sponsor=profile.interchange.sender_id.strip(),
-            isa13=envelope.isa13,
-            date=envelope.created_at,
-            file_type=file_type,
+    """Members → a validated 834 under its final name in out_dir, or nothing at all. The body
+    and the unvalidated file live in the run's private scratch folder until they pass."""
+    body_path, part_path = scratch / "file.body", scratch / "file.part"
+    body = write_body(members, profile, body_path)
+    if before_envelope is not None:
+        before_envelope(body)
+    if body.members == 0:
+        raise SourceDataError(
+            "nothing-to-send",
+            f"no member of carrier {profile.name!r} is in the source data",
+            hint="Check the profile's `claims` patterns against the coverages' lookup codes.",
         )
-        part_path.replace(final)
-        return final, envelope, fingerprint, body, se01, validation
-    finally:
-        for leftover in (body_path, part_path):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+    fingerprint = content_fingerprint(profile, file_type, body)
+    envelope = control_numbers(workspace).allocate(profile.name, fingerprint, now)
+    crash_point("after-control-number")
+    se01 = write_file(profile, file_type, body, envelope, part_path)
+    crash_point("before-validation")
+    validation = validate_file(part_path, profile)
+    if not validation.valid:
+        raise ValidationFailed(
+            "file-invalid",
+            f"the {profile.name} 834 (ISA13 {envelope.isa13}) failed validation with "
+            f"{len(validation.findings)} finding(s); it was deleted and nothing was sent",
+            hint="The findings name segment numbers; fix the profile or the records.",
+            details=[f.line() for f in validation.findings[:50]],
+        )
+    final = out_dir / profile.file.name_pattern.format(
+        carrier=profile.name,
+        sponsor=profile.interchange.sender_id.strip(),
+        isa13=envelope.isa13,
+        date=envelope.created_at,
+        file_type=file_type,
+    )
+    publish(part_path, final)
+    return final, envelope, fingerprint, body, se01, validation
+
+
+def publish(validated: Path, final: Path) -> None:
+    """Move a validated file to its final name atomically, readable by its owner only."""
+    private_dir(final.parent)
+    private_file(validated)
+    try:
+        os.replace(validated, final)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        staged = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            shutil.copyfile(validated, staged)
+            private_file(staged)
+            os.replace(staged, final)
+        finally:
+            staged.unlink(missing_ok=True)
 
 
 def baselines(workspace: Workspace) -> BaselineStore:
@@ -175,10 +207,81 @@ def _profile_file(workspace: Workspace, carrier: str) -> Path:
     return workspace.carriers_dir / f"{carrier}.toml"
 
 
+def lock_wait_s(workspace: Workspace) -> float:
+    return workspace.settings.runs.lock_wait_s
+
+
 def generate(
     workspace: Workspace,
     carrier: str,
     *,
+    now: datetime,
+    as_of: date | None = None,
+    source: Path | None = None,
+    out_dir: Path | None = None,
+    file_type: FileType | None = None,
+    progress: Progress | None = None,
+    allow_mass_termination: bool = False,
+    reason: str | None = None,
+) -> GeneratedFile:
+    """One validated 834, written under the carrier's run lock (see `build`)."""
+    with carrier_run(workspace.state_dir, carrier, wait_s=lock_wait_s(workspace)) as scratch:
+        return build(
+            workspace,
+            carrier,
+            scratch=scratch,
+            now=now,
+            as_of=as_of,
+            source=source,
+            out_dir=out_dir,
+            file_type=file_type,
+            progress=progress,
+            allow_mass_termination=allow_mass_termination,
+            reason=reason,
+        )
+
+
+def logged_control_numbers(workspace: Workspace, carrier: str) -> list[LoggedNumber]:
+    """Every control number the delivery log recorded for the carrier (none without a log)."""
+    if not delivery_config.delivery_log_path(workspace).exists():
+        return []
+    numbers: dict[int, LoggedNumber] = {}
+    for entry in delivery_config.delivery_log(workspace).entries(carrier=carrier):
+        isa13 = str(entry.get("isa13") or "")
+        if not isa13.isdigit():
+            continue
+        known = LoggedNumber(
+            int(isa13), entry.get("content_fingerprint"), entry.get("envelope_created_at")
+        )
+        if known.fingerprint or int(isa13) not in numbers:
+            numbers[int(isa13)] = known
+    return list(numbers.values())
+
+
+def restore_control_numbers(workspace: Workspace, carrier: str, now: datetime) -> None:
+    """A lost or rolled-back control-number store is rebuilt from the log, never restarted."""
+    restoration = control_numbers(workspace).restore_from_log(
+        carrier, logged_control_numbers(workspace, carrier)
+    )
+    if restoration is None:
+        return
+    log = delivery_config.delivery_log(workspace)
+    log.append(
+        "control-numbers-restored",
+        now=now,
+        carrier=carrier,
+        store_highest=restoration.store_highest,
+        log_highest=restoration.log_highest,
+        restored=restoration.restored,
+    )
+    log.checkpoint(now=now)
+
+
+def build(
+    workspace: Workspace,
+    carrier: str,
+    *,
+    scratch: Path,
     now: datetime,
     as_of: date | None = None,
     source: Path | None = None,
@@ -199,6 +302,7 @@ def generate(
     effective = as_of or now.date()
     report = MappingReport()
     target = out_dir or workspace.home / "out" / carrier
+    restore_control_numbers(workspace, carrier, now)
     store = baselines(workspace)
     has_baseline = store.has_baseline(carrier)
     reader = store.lookup(carrier)
@@ -208,7 +312,7 @@ def generate(
         diff_ctx,
         reader.get,
         reader.others,
-        reader.active_members() if has_baseline else 0,
+        reader.active_subscribers() if has_baseline else 0,
         has_baseline,
     )
 
@@ -223,7 +327,8 @@ def generate(
             )
 
     try:
-        with read_export(source_dir, claims=profile.claims_code) as data:
+        with read_export(source_dir, scratch, claims=profile.claims_code) as data:
+            crash_point("during-generate")
             groups = tracked(data.groups(), len(data), progress)
             mapping_type: FileType = "audit" if chosen == "audit" else "full"
             members: Iterable[Member] = map_members(
@@ -238,6 +343,7 @@ def generate(
                 profile,
                 members,
                 out_dir=target,
+                scratch=scratch,
                 file_type=chosen,
                 now=now,
                 before_envelope=guard,
@@ -346,37 +452,95 @@ def record_failure(
     facts: FileFacts | None = None,
     schedule_id: str | None = None,
 ) -> None:
-    """No failure goes unlogged and unalerted; the alert names codes and ids, never PHI."""
-    log = delivery_config.delivery_log(workspace)
+    """No failure goes unlogged and unalerted; the alert names codes and ids, never PHI. The
+    log may be what failed (a read-only or corrupt state): then a second alert says so."""
     control = {"isa13": facts.isa13, "gs06": facts.gs06, "st02": facts.st02} if facts else {}
-    sent = delivery_config.send_alert(
-        workspace,
-        transmit.AlertEvent(
-            kind=kind,
-            carrier=carrier,
-            message=error.message,
-            file_id=facts.path.name if facts else None,
-            control_numbers={k: v for k, v in control.items() if v},
-            counts={"members": facts.members, "coverage_lines": facts.coverage_lines}
-            if facts
-            else {},
-            error_code=error.code,
-            error_class=type(error).__name__,
-        ),
-    )
-    log.append(
-        kind,
-        now=now,
+    event = transmit.AlertEvent(
+        kind=kind,
         carrier=carrier,
-        outcome="failed",
-        actor=actor(schedule_id),
-        error_class=type(error).__name__,
+        message=error.message,
+        file_id=facts.path.name if facts else None,
+        control_numbers={k: v for k, v in control.items() if v},
+        counts={"members": facts.members, "coverage_lines": facts.coverage_lines} if facts else {},
         error_code=error.code,
-        error_message=error.message,
-        alerts_sent=sent,
-        **(facts.log_facts() if facts else {}),
+        error_class=type(error).__name__,
     )
-    log.checkpoint(now=now)
+    sent = delivery_config.send_alert(workspace, event)
+    try:
+        log = delivery_config.delivery_log(workspace)
+        log.append(
+            kind,
+            now=now,
+            carrier=carrier,
+            outcome="failed",
+            actor=actor(schedule_id),
+            error_class=type(error).__name__,
+            error_code=error.code,
+            error_message=error.message,
+            alerts_sent=sent,
+            **(facts.log_facts() if facts else {}),
+        )
+        log.checkpoint(now=now)
+    except Exception as exc:  # the boundary must report even when the log is what broke
+        problem = unexpected_failure(exc)
+        delivery_config.send_alert(
+            workspace,
+            transmit.AlertEvent(
+                kind="log-unwritable",
+                carrier=carrier,
+                message=f"the delivery log could not record a {kind} failure: {problem.message}",
+                error_code=problem.code,
+                error_class=type(exc).__name__,
+            ),
+        )
+
+
+def unexpected_failure(exc: BaseException) -> RunFailed:
+    """An exception from outside our error classes, in our words, without PHI: OS and SQLite
+    messages name files and conditions; anything else is named by its class only."""
+    if isinstance(exc, transmit.TransmitError):
+        return RunFailed(exc.code, exc.message, hint=exc.hint)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return RunFailed(
+            "state-database-locked",
+            f"a state database stayed locked: {exc}",
+            hint="Another process holds it; retry, or look for a stuck edi process.",
+        )
+    if isinstance(exc, sqlite3.Error):
+        return RunFailed(
+            "state-database-error",
+            f"a state database under state/ failed: {exc}",
+            hint="The file may be corrupt or truncated: restore state/ from backup; the "
+            "delivery log is verified with `edi log verify`.",
+        )
+    if isinstance(exc, OSError):
+        code, hint = OS_FAILURES.get(
+            exc.errno or 0, ("os-error", "Check the disk and the permissions of the workspace.")
+        )
+        where = f" ({exc.filename})" if exc.filename else ""
+        return RunFailed(code, f"{exc.strerror or type(exc).__name__}{where}", hint=hint)
+    return RunFailed(
+        "unexpected-error",
+        f"the run failed with {type(exc).__name__}",
+        hint="Rerun with --debug for the traceback, and report it.",
+    )
+
+
+OS_FAILURES = {
+    errno.ENOSPC: ("disk-full", "Free space on the disk that holds the workspace or out/."),
+    errno.EDQUOT: ("disk-full", "Free space on the disk that holds the workspace or out/."),
+    errno.EROFS: ("read-only-filesystem", "The workspace's state/ or out/ is mounted read-only."),
+    errno.EACCES: ("permission-denied", "Check the owner and mode of the workspace's files."),
+    errno.EPERM: ("permission-denied", "Check the owner and mode of the workspace's files."),
+}
+
+
+def warn_without_alert_channels(workspace: Workspace) -> None:
+    if not delivery_config.alerter(workspace).channels:
+        logger.warning(
+            "no alert channel is configured: failures of this run reach no one "
+            "(set [alerts] email_to, webhook_url or slack_webhook_url in edi.toml)"
+        )
 
 
 def _outbox_copy(
@@ -420,6 +584,14 @@ def deliver_file(
         "verification": "pyx12 and profile rules: valid",
         "file_type": generated.file_type if generated else None,
         **facts.log_facts(),
+        **(
+            {
+                "content_fingerprint": generated.fingerprint,
+                "envelope_created_at": generated.envelope.created_at.isoformat(),
+            }
+            if generated
+            else {}
+        ),
     }
     previous = log.last_delivery(profile.name, plain_sha)
     if previous is not None:
@@ -446,17 +618,10 @@ def deliver_file(
     try:
         settings = delivery_config.sftp_settings(profile, workspace)
         mode = delivery_config.delivery_config(profile, workspace).upload_mode
+        crash_point("before-encryption")
         encrypted_path, encrypted = _outbox_copy(workspace, profile, facts, plain_sha, now)
+        crash_point("after-encryption")
     except transmit.TransmitError as error:
-        record_failure(
-            workspace,
-            profile.name,
-            error,
-            kind="delivery-failed",
-            now=now,
-            facts=facts,
-            schedule_id=schedule_id,
-        )
         raise DeliveryFailed(error.code, error.message, hint=error.hint) from error
     crypto = {
         "ciphertext_sha256": encrypted.ciphertext_sha256,
@@ -492,25 +657,20 @@ def deliver_file(
         result = transmit.deliver(
             encrypted_path,
             encrypted_path.name,
-            lambda: transmit.SftpDestination(settings),
+            lambda: instrumented(transmit.SftpDestination(settings)),
             upload_mode=mode,
             policy=delivery_config.retry_policy(profile, workspace),
             on_attempt=log_attempt,
         )
     except transmit.DeliveryError as error:
-        record_failure(
-            workspace,
-            profile.name,
-            error,
-            kind="delivery-failed",
-            now=now,
-            facts=facts,
-            schedule_id=schedule_id,
-        )
         raise DeliveryFailed(
             error.code, f"{profile.name}: {error.message}", hint=error.hint
         ) from error
+    crash_point("before-log-write")
     last = result.last
+    # Our bytes were already under the final name but no entry says they were delivered: a
+    # run killed between the transfer and its log entry. This entry records that transfer.
+    outcome = "delivered" if result.outcome == "already-delivered" else result.outcome
     sent: list[str] = []
     if workspace.settings.alerts.notify_success:
         sent = delivery_config.send_alert(
@@ -526,7 +686,8 @@ def deliver_file(
     entry = log.append(
         "delivery",
         now=now,
-        outcome=result.outcome,
+        outcome=outcome,
+        **({"confirmed_by": "remote-content-sha256"} if outcome != result.outcome else {}),
         attempt=last.attempt,
         host_key_fingerprint=last.host_key_fingerprint,
         remote_temp_path=remote(last.remote_temp_path),
@@ -535,12 +696,13 @@ def deliver_file(
         **base,
         **crypto,
     )
+    crash_point("during-log-write")
     log.checkpoint(now=now)
     if generated is not None and generated.file_type != "audit":
         baselines(workspace).commit(profile.name, generated.fingerprint, now)
     return RunOutcome(
         profile.name,
-        result.outcome,
+        outcome,
         facts,
         f"{remote_dir}/{last.remote_final_path}",
         len(result.attempts),
@@ -576,6 +738,56 @@ def due_file_type(
     return "audit"
 
 
+FAILURE_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (GuardTripped, "mass-termination-guard"),
+    (SourceDataError, "validation-failed"),
+    (ValidationFailed, "validation-failed"),
+    (DeliveryFailed, "delivery-failed"),
+    (RunLocked, "run-locked"),
+    (ConfigError, "config-error"),
+)
+
+
+def failure_kind(error: BaseException) -> str:
+    for error_class, kind in FAILURE_KINDS:
+        if isinstance(error, error_class):
+            return kind
+    return "run-failed"
+
+
+@contextlib.contextmanager
+def failure_boundary(
+    workspace: Workspace,
+    carrier: str,
+    *,
+    now: datetime,
+    schedule_id: str | None,
+    facts: Callable[[], FileFacts | None] = lambda: None,
+) -> Iterator[None]:
+    """Every exception of a run, ours or not, becomes a logged and alerted failure and an
+    EdiError with a code and hint (the CLI prints one line; --debug adds the traceback)."""
+    try:
+        yield
+    except NothingToSend:
+        raise
+    except Exception as exc:
+        error = exc if isinstance(exc, EdiError) else unexpected_failure(exc)
+        record_failure(
+            workspace,
+            carrier,
+            error,
+            kind=failure_kind(error),
+            now=now,
+            facts=facts(),
+            schedule_id=schedule_id,
+        )
+        if error is exc:
+            raise
+        raise error from exc
+    finally:
+        transmit.stop_gpg_agent(workspace.gnupg_home)
+
+
 def run(
     workspace: Workspace,
     carrier: str,
@@ -589,101 +801,112 @@ def run(
     allow_mass_termination: bool = False,
     reason: str | None = None,
 ) -> RunOutcome:
-    """generate → validate → encrypt → deliver → log; any failure is logged and alerted.
-    An empty change file raises NothingToSend (exit 0), logged as nothing-to-send."""
-    profile = load_profile(workspace, carrier)
-    config = changes_config(profile, _profile_file(workspace, carrier))
-    chosen = file_type or due_file_type(workspace, carrier, config, now)
-
-    def make(kind: FileType | None) -> GeneratedFile:
-        return generate(
+    """generate → validate → encrypt → deliver → log, under the carrier's run lock; any
+    failure is logged and alerted. An empty change file raises NothingToSend (exit 0),
+    logged as nothing-to-send."""
+    check_carrier_name(carrier)
+    warn_without_alert_channels(workspace)
+    made: list[FileFacts] = []
+    with (
+        failure_boundary(
             workspace,
             carrier,
-            now=now,
-            as_of=as_of,
-            source=source,
-            file_type=kind,
-            progress=progress,
-            allow_mass_termination=allow_mass_termination,
-            reason=reason,
-        )
-
-    try:
-        try:
-            generated = make(chosen)
-        except NothingToSend:
-            if not config.send_empty:
-                raise
-            # An 834 needs a member loop: a carrier that wants a file every time gets the
-            # audit snapshot (BGN08 4, INS03 030), which applies no updates.
-            generated = make("audit")
-    except NothingToSend:
-        log = delivery_config.delivery_log(workspace)
-        log.append(
-            "nothing-to-send",
-            now=now,
-            carrier=carrier,
-            outcome="nothing-to-send",
-            actor=actor(schedule_id),
-        )
-        log.checkpoint(now=now)
-        raise
-    except GuardTripped as error:
-        record_failure(
-            workspace,
-            carrier,
-            error,
-            kind="mass-termination-guard",
             now=now,
             schedule_id=schedule_id,
+            facts=lambda: made[0] if made else None,
+        ),
+        carrier_run(workspace.state_dir, carrier, wait_s=lock_wait_s(workspace)) as scratch,
+    ):
+        profile = load_profile(workspace, carrier)
+        config = changes_config(profile, _profile_file(workspace, carrier))
+        chosen = file_type or due_file_type(workspace, carrier, config, now)
+
+        def make(kind: FileType | None) -> GeneratedFile:
+            return build(
+                workspace,
+                carrier,
+                scratch=scratch,
+                now=now,
+                as_of=as_of,
+                source=source,
+                file_type=kind,
+                progress=progress,
+                allow_mass_termination=allow_mass_termination,
+                reason=reason,
+            )
+
+        try:
+            try:
+                generated = make(chosen)
+            except NothingToSend:
+                if not config.send_empty:
+                    raise
+                # An 834 needs a member loop: a carrier that wants a file every time gets the
+                # audit snapshot (BGN08 4, INS03 030), which applies no updates.
+                generated = make("audit")
+        except NothingToSend:
+            log = delivery_config.delivery_log(workspace)
+            log.append(
+                "nothing-to-send",
+                now=now,
+                carrier=carrier,
+                outcome="nothing-to-send",
+                actor=actor(schedule_id),
+            )
+            log.checkpoint(now=now)
+            raise
+        if "mass_termination_reason" in generated.extra:
+            delivery_config.delivery_log(workspace).append(
+                "mass-termination-allowed",
+                now=now,
+                carrier=carrier,
+                actor=actor(schedule_id),
+                reason=generated.extra["mass_termination_reason"],
+                isa13=generated.isa13,
+                details=generated.extra.get("changes"),
+            )
+        facts = FileFacts(
+            generated.path,
+            generated.isa13,
+            str(generated.envelope.control_number),
+            "0001",
+            generated.body.members,
+            generated.body.coverage_lines,
         )
-        raise
-    except (SourceDataError, ValidationFailed) as error:
-        record_failure(
-            workspace, carrier, error, kind="validation-failed", now=now, schedule_id=schedule_id
+        made.append(facts)
+        return deliver_file(
+            workspace, profile, facts, now=now, schedule_id=schedule_id, generated=generated
         )
-        raise
-    if "mass_termination_reason" in generated.extra:
-        delivery_config.delivery_log(workspace).append(
-            "mass-termination-allowed",
-            now=now,
-            carrier=carrier,
-            actor=actor(schedule_id),
-            reason=generated.extra["mass_termination_reason"],
-            isa13=generated.isa13,
-            details=generated.extra.get("changes"),
-        )
-    facts = FileFacts(
-        generated.path,
-        generated.isa13,
-        str(generated.envelope.control_number),
-        "0001",
-        generated.body.members,
-        generated.body.coverage_lines,
-    )
-    return deliver_file(
-        workspace, profile, facts, now=now, schedule_id=schedule_id, generated=generated
-    )
 
 
 def send(
     workspace: Workspace, carrier: str, file: Path, *, now: datetime, schedule_id: str | None = None
 ) -> RunOutcome:
     """Deliver an existing file; it is validated first, and never sent when invalid."""
-    profile = load_profile(workspace, carrier)
-    report = validate_file(file, profile)
-    if not report.valid:
-        error = ValidationFailed(
-            "file-invalid",
-            f"{file.name} failed validation with {len(report.findings)} finding(s); "
-            "it was not sent",
-            details=[f.line() for f in report.findings[:50]],
-        )
-        record_failure(
-            workspace, carrier, error, kind="validation-failed", now=now, schedule_id=schedule_id
-        )
-        raise error
-    return deliver_file(workspace, profile, FileFacts.scan(file), now=now, schedule_id=schedule_id)
+    check_carrier_name(carrier)
+    warn_without_alert_channels(workspace)
+    scanned: list[FileFacts] = []
+    with (
+        failure_boundary(
+            workspace,
+            carrier,
+            now=now,
+            schedule_id=schedule_id,
+            facts=lambda: scanned[0] if scanned else None,
+        ),
+        carrier_run(workspace.state_dir, carrier, wait_s=lock_wait_s(workspace)),
+    ):
+        profile = load_profile(workspace, carrier)
+        report = validate_file(file, profile)
+        if not report.valid:
+            raise ValidationFailed(
+                "file-invalid",
+                f"{file.name} failed validation with {len(report.findings)} finding(s); "
+                "it was not sent",
+                details=[f.line() for f in report.findings[:50]],
+            )
+        scanned.append(FileFacts.scan(file))
+        return deliver_file(workspace, profile, scanned[0], now=now, schedule_id=schedule_id)
 
 
 def preview(
@@ -695,7 +918,7 @@ def preview(
     source: Path | None = None,
 ) -> ChangeSet:
     """What a change file would say now, without writing or proposing anything."""
-    profile = load_profile(workspace, carrier)
+    profile = load_profile(workspace, check_carrier_name(carrier))
     config = changes_config(profile, _profile_file(workspace, carrier))
     effective = as_of or now.date()
     store = baselines(workspace)
@@ -707,10 +930,13 @@ def preview(
             DiffContext(profile, config, effective),
             reader.get,
             reader.others,
-            reader.active_members() if has_baseline else 0,
+            reader.active_subscribers() if has_baseline else 0,
             has_baseline,
         )
-        with read_export(source_dir, claims=profile.claims_code) as data:
+        with (
+            preview_scratch(workspace.state_dir) as scratch,
+            read_export(source_dir, scratch, claims=profile.claims_code) as data,
+        ):
             mapped = map_members(MappingContext(profile, effective), data.groups(), MappingReport())
             for _ in differ.members(mapped):
                 pass

@@ -323,7 +323,8 @@ def parallel_pyx12_findings(path: Path, workers: int, pieces_per_worker: int = 2
     # pyx12 keeps a node per segment it has seen, so a worker's memory follows its piece's size:
     # pieces of bounded size keep memory flat however large the file is.
     pieces = max(workers * pieces_per_worker, -(-path.stat().st_size // PIECE_BYTES))
-    with tempfile.TemporaryDirectory(prefix="edi-validate-") as scratch:
+    # The pieces hold PHI: they stay beside the file (a run's private scratch), not in /tmp.
+    with tempfile.TemporaryDirectory(prefix=".edi-validate-", dir=path.parent) as scratch:
         split = split_interchange(path, pieces, Path(scratch))
         if split is None or len(split.pieces) < 2:
             return pyx12_findings(path)

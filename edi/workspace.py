@@ -50,12 +50,17 @@ class PlanSourceSettings(StrictModel):
     timeout_s: float = Field(30.0, gt=0)
 
 
+class RunSettings(StrictModel):
+    lock_wait_s: float = Field(600.0, ge=0)  # how long a run waits for another of its carrier
+
+
 class WorkspaceSettings(StrictModel):
     source: str | None = None
     sample_data: bool = False
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     plansource: PlanSourceSettings = Field(default_factory=PlanSourceSettings)
+    runs: RunSettings = Field(default_factory=RunSettings)
 
 
 def format_validation_error(file: Path, exc: ValidationError) -> list[str]:
@@ -119,7 +124,9 @@ class Workspace:
         return self.state_dir / "gnupg"
 
     def ensure_state(self) -> Path:
+        """state/ holds PHI (baseline, scratch) and keys: only its owner may enter it."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
         return self.state_dir
 
     def newest_snapshot(self) -> Path | None:

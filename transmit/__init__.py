@@ -33,6 +33,7 @@ from transmit.pgp import (
     encrypt_file,
     export_public_key,
     sha256_file,
+    stop_gpg_agent,
 )
 from transmit.retry import RetryPolicy
 from transmit.sftp import SftpDestination, SftpSettings
@@ -72,5 +73,6 @@ __all__ = [
     "encrypt_file",
     "export_public_key",
     "sha256_file",
+    "stop_gpg_agent",
     "temp_name",
 ]

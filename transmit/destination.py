@@ -7,6 +7,7 @@ files, lists and gets them (acks). `deliver` is written once over it.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ class Destination(Protocol):
     def remove(self, remote_name: str) -> None: ...
     def list(self, pattern: str = "*") -> list[RemoteStat]: ...
     def get(self, remote_name: str, local: Path) -> None: ...
+    def sha256(self, remote_name: str) -> str:
+        """The SHA-256 of a remote file's content, read back in full."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -81,6 +86,10 @@ class LocalFolderDestination:
 
     def get(self, remote_name: str, local: Path) -> None:
         shutil.copyfile(self._path(remote_name), local)
+
+    def sha256(self, remote_name: str) -> str:
+        with self._path(remote_name).open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
 
     def close(self) -> None:
         return None

@@ -199,3 +199,16 @@ def export_public_key(gnupg_dir: Path, fingerprint: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(armored)
     return path
+
+
+def stop_gpg_agent(gnupg_dir: Path) -> None:
+    """Stop the gpg-agent a GnuPG home started, so runs leave no daemon behind."""
+    if not gnupg_dir.is_dir():
+        return
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            ["gpgconf", "--homedir", str(gnupg_dir), "--kill", "gpg-agent"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )

@@ -216,6 +216,18 @@ class SftpDestination:
     def get(self, remote_name: str, local: Path) -> None:
         self._call("download", self._sftp.get, self._remote(remote_name), str(local))
 
+    def sha256(self, remote_name: str) -> str:
+        def read_back() -> str:
+            digest = hashlib.sha256()
+            with self._sftp.open(self._remote(remote_name), "rb") as handle:
+                handle.prefetch()
+                for block in iter(lambda: handle.read(BLOCK), b""):
+                    digest.update(block)
+            return digest.hexdigest()
+
+        result: str = self._call("read back", read_back)
+        return result
+
     def close(self) -> None:
         self._sftp.close()
         self._transport.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -437,7 +438,7 @@ def _every_code(code: str) -> bool:
 
 def read_export(
     source: Path,
-    scratch_parent: Path | None = None,
+    scratch_parent: Path,
     *,
     claims: Callable[[str], bool] = _every_code,
 ) -> SourceData:
@@ -455,8 +456,11 @@ def read_export(
             f"source directory {source} does not exist",
             hint="Pass --source DIR or set `source` in edi.toml.",
         )
+    # The index holds PHI: it lives in the caller's private scratch (a run's, under state/).
     scratch = Path(tempfile.mkdtemp(prefix="edi-source-", dir=scratch_parent))
-    db = sqlite3.connect(scratch / "records.sqlite", isolation_level=None)
+    records = scratch / "records.sqlite"
+    os.close(os.open(records, os.O_CREAT | os.O_WRONLY, 0o600))
+    db = sqlite3.connect(records, isolation_level=None)
     try:
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
         db.execute("BEGIN")

@@ -209,7 +209,7 @@ def test_disappeared_beyond_the_guard(ws: Workspace, export: ExportBuilder) -> N
     assert "subscriber id=1" in str(tripped.value.details) and "subscriber id=2" in str(
         tripped.value.details
     )
-    assert not [p for p in (ws.home / "out2").iterdir() if p.suffix == ".834"]
+    assert not list((ws.home / "out2").glob("*.834"))
     segs = changed(
         ws, export, allow_mass_termination=True, reason="carrier merger, confirmed by HR"
     )

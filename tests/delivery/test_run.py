@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -46,11 +47,14 @@ def test_run_delivers_a_file_gpg_decrypts_to_a_valid_834(
         "remote_port": sshd.facts.port,
         "host_key_fingerprint": sshd.facts.host_key_fingerprint,
         "remote_final_path": str(delivered),
-        "remote_temp_path": f"{sshd.inbox}/.{delivered.name}.part",
         "attempt": 1,
         "file_id": generated.name,
     }
     assert {k: entry.get(k) for k in expected} == expected
+    temp = str(entry["remote_temp_path"])
+    assert re.fullmatch(
+        rf"{re.escape(str(sshd.inbox))}/\.{re.escape(delivered.name)}\.[0-9a-f]{{12}}\.part", temp
+    )
     assert entry["plaintext_size"] == generated.stat().st_size
     assert entry["ciphertext_size"] == delivered.stat().st_size
     assert {"host", "user"} <= set(entry["actor"])  # type: ignore[arg-type]
@@ -83,7 +87,9 @@ def test_crash_after_upload_before_the_log_entry_heals(
     assert edi(capsys, "run", "-c", "colonial", *AS_OF)[0] == 0
     assert list(sshd.inbox.iterdir()) == [delivered] and delivered.stat().st_mtime_ns == stamp
     entry = next(e for e in log_entries(capsys, live_home) if e["event"] == "delivery")
-    assert entry["outcome"] == "already-delivered"
+    # The transfer happened in the killed run; this entry records it, confirmed by content.
+    assert entry["outcome"] == "delivered"
+    assert entry["confirmed_by"] == "remote-content-sha256"
 
 
 def test_delivery_failure_is_logged_alerted_and_exits_1(

@@ -154,7 +154,7 @@ def test_malformed_dates_are_kept_and_named_by_record_id(
 
     first = next(raw_records(snapshot / "subscribers.json"))
     assert first["birthdate"] == MALFORMED_DATE
-    with pytest.raises(SourceDataError) as caught, read_export(snapshot) as data:
+    with pytest.raises(SourceDataError) as caught, read_export(snapshot, tmp_path) as data:
         list(data.groups())
     assert "subscriber id=1001" in caught.value.record_ids
     assert MALFORMED_DATE not in " ".join(caught.value.details)  # ids and fields, never values

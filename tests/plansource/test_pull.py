@@ -35,7 +35,7 @@ def test_full_pull_equals_the_served_export(plansource_sandbox: Sandbox, tmp_pat
         assert records(snapshot, kind) == records(SAMPLE_EXPORT, kind)
     assert manifest.counts["subscribers"] == len(records(SAMPLE_EXPORT, "subscribers"))
     assert manifest.endpoints["coverages"].pages == math.ceil(manifest.counts["coverages"] / 7)
-    with read_export(snapshot) as data:
+    with read_export(snapshot, tmp_path) as data:
         assert data.counts == {kind: manifest.counts[kind] for kind in KINDS}
 
 

@@ -45,7 +45,8 @@ def test_delivers_with_temp_name_then_rename(tmp_path: Path, sshd: Sshd) -> None
     assert result.outcome == "delivered" and len(attempts) == 1
     assert [p.name for p in sshd.inbox.iterdir()] == [local.name]
     assert (sshd.inbox / local.name).read_bytes() == local.read_bytes()
-    assert attempts[0].remote_temp_path == f".{local.name}.part"
+    temp = attempts[0].remote_temp_path or ""
+    assert temp.startswith(f".{local.name}.") and temp.endswith(".part") and temp != local.name
     assert attempts[0].host_key_fingerprint == sshd.facts.host_key_fingerprint
 
 
@@ -126,12 +127,12 @@ def test_permission_denied_is_permanent(tmp_path: Path, sshd: Sshd) -> None:
 
 def test_connection_dropped_mid_upload_then_recovers(tmp_path: Path, sshd: Sshd) -> None:
     local = payload(tmp_path, 50_000_000, "big.834.pgp")
-    partial = sshd.inbox / f".{local.name}.part"
 
     def cut_when_half_sent() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if partial.exists() and partial.stat().st_size > 5_000_000:
+            partials = list(sshd.inbox.glob(f".{local.name}.*.part"))
+            if partials and partials[0].stat().st_size > 5_000_000:
                 sshd.restart()  # every session is cut; the server is back for the retry
                 return
             time.sleep(0.005)
