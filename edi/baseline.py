@@ -10,6 +10,7 @@ describes (it holds the same data they do) and is never printed.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -110,6 +111,9 @@ class BaselineStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():  # it holds PHI: owner-only from its first byte, whatever the umask
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
         with self._db() as db:
             db.executescript(SCHEMA)
 

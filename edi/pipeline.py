@@ -46,11 +46,10 @@ from edi.faults import crash_point, instrumented
 from edi.mapping import MappingContext, map_members
 from edi.members import FileType, MappingReport, Member
 from edi.plansource.export import read_export
-from edi.profiles import CarrierProfile, load_profile
+from edi.profiles import CarrierProfile, check_carrier_name, load_profile
 from edi.runs import (
     RunLocked,
     carrier_run,
-    check_carrier_name,
     preview_scratch,
     private_dir,
     private_file,

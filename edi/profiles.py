@@ -7,13 +7,14 @@ segments. Unknown keys are errors naming the file and the key.
 from __future__ import annotations
 
 import fnmatch
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
-from edi.errors import ConfigError
+from edi.errors import ConfigError, UsageError
 from edi.plansource.models import normalize_code
 from edi.workspace import StrictModel, Workspace, format_validation_error, load_toml
 from edi.x12.grammar import segment_spec
@@ -254,8 +255,22 @@ def profile_names(workspace: Workspace) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
 
 
+CARRIER_NAME = re.compile(r"[a-z0-9_-]+")
+
+
+def check_carrier_name(name: str) -> str:
+    """Carrier names are file names under carriers/: nothing else can be loaded through one."""
+    if not CARRIER_NAME.fullmatch(name):
+        raise UsageError(
+            "bad-carrier-name",
+            f"carrier names are lower-case letters, digits, '_' and '-': {name!r} is not one",
+            hint="`edi carriers list` shows the profiles in this workspace.",
+        )
+    return name
+
+
 def load_profile(workspace: Workspace, name: str) -> CarrierProfile:
-    path = workspace.carriers_dir / f"{name}.toml"
+    path = workspace.carriers_dir / f"{check_carrier_name(name)}.toml"
     if not path.exists():
         known = ", ".join(profile_names(workspace)) or "none"
         raise ConfigError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import time
 import uuid
@@ -20,25 +19,14 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from edi.errors import EdiError, UsageError
+from edi.errors import EdiError
+from edi.profiles import check_carrier_name
 
-CARRIER_NAME = re.compile(r"[a-z0-9_-]+")
 PREVIEW_SCRATCH_MAX_AGE_S = 3600
 
 
 class RunLocked(EdiError):
     """Another run of the same carrier held the lock for longer than the wait allows."""
-
-
-def check_carrier_name(name: str) -> str:
-    """Carrier names are file names under carriers/: nothing else can be loaded through one."""
-    if not CARRIER_NAME.fullmatch(name):
-        raise UsageError(
-            "bad-carrier-name",
-            f"carrier names are lower-case letters, digits, '_' and '-': {name!r} is not one",
-            hint="`edi carriers list` shows the profiles in this workspace.",
-        )
-    return name
 
 
 def private_dir(path: Path) -> Path:

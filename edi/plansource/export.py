@@ -98,6 +98,16 @@ class _ElementReader:
             self.pos = end
             return value
 
+    def _expect_end(self) -> None:
+        """One document per file: anything after it (a second document, a truncated copy
+        appended by a bad download) is refused, not ignored."""
+        if self._skip_space() != "":
+            raise SourceDataError(
+                "source-not-json",
+                f"{self.path.name} has data after the end of its JSON document",
+                hint="Pull the data again; the file holds more than one JSON document.",
+            )
+
     def elements(self) -> Iterator[Any]:
         """Yields the array's elements; a non-array document is yielded whole."""
         first = self._skip_space()
@@ -105,15 +115,19 @@ class _ElementReader:
             if first == "":
                 raise SourceDataError("source-not-json", f"{self.path.name} is empty")
             yield self._value()
+            self._expect_end()
             return
         self.pos += 1
         if self._skip_space() == "]":
+            self.pos += 1
+            self._expect_end()
             return
         while True:
             yield self._value()
             separator = self._skip_space()
             self.pos += 1
             if separator == "]":
+                self._expect_end()
                 return
             if separator != ",":
                 raise SourceDataError(
