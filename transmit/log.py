@@ -263,7 +263,8 @@ class DeliveryLog:
 
     def last_delivery(self, carrier: str, plaintext_sha256: str) -> LogEntry | None:
         """The entry that recorded this file (carrier + content) as delivered, if any."""
-        for entry in reversed(self.entries(carrier=carrier)):
+        # Only a delivery entry says so: an attempt's "delivered" may be all a killed run logged.
+        for entry in reversed(self.entries(carrier=carrier, event="delivery")):
             if entry.get("plaintext_sha256") == plaintext_sha256 and entry.get("outcome") in (
                 "delivered",
                 "already-delivered",

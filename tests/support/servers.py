@@ -148,12 +148,14 @@ def make_carrier_key(
 
 
 @pytest.fixture
-def carrier_key(tmp_path: Path) -> CarrierKey:
-    return make_carrier_key(tmp_path, "carrier")
+def carrier_key(tmp_path: Path) -> Iterator[CarrierKey]:
+    key = make_carrier_key(tmp_path, "carrier")
+    yield key
+    transmit.stop_gpg_agent(key.gnupg)  # no agent outlives its test
 
 
 @pytest.fixture
-def bad_keys(tmp_path: Path) -> dict[str, CarrierKey]:
+def bad_keys(tmp_path: Path) -> Iterator[dict[str, CarrierKey]]:
     """Keys a carrier must never be sent to: expired, revoked, and one that cannot encrypt."""
     expired = make_carrier_key(tmp_path, "expired", expire="seconds=1")
     revoked = make_carrier_key(tmp_path, "revoked")
@@ -173,7 +175,10 @@ def bad_keys(tmp_path: Path) -> dict[str, CarrierKey]:
     import time
 
     time.sleep(1.1)  # let the one-second key expire
-    return {"expired": expired, "revoked": revoked, "sign-only": sign_only}
+    keys = {"expired": expired, "revoked": revoked, "sign-only": sign_only}
+    yield keys
+    for key in keys.values():
+        transmit.stop_gpg_agent(key.gnupg)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import transmit
 from edi.cli import main
 from edi.profiles import CarrierProfile, load_profile
 from edi.validate import validate_file
@@ -96,12 +97,13 @@ class ExportBuilder:
 
 
 @pytest.fixture
-def edi_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def edi_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh workspace with the repository's carrier profiles and no source configured."""
     home = tmp_path / "workspace"
     shutil.copytree(REPO / "carriers", home / "carriers")
     monkeypatch.setenv("EDI_HOME", str(home))
-    return home
+    yield home
+    transmit.stop_gpg_agent(home / "state" / "gnupg")  # no agent outlives its test
 
 
 @pytest.fixture
