@@ -505,6 +505,18 @@ def unexpected_failure(exc: BaseException) -> RunFailed:
             f"a state database stayed locked: {exc}",
             hint="Another process holds it; retry, or look for a stuck edi process.",
         )
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return RunFailed(
+            "disk-full",
+            f"a state database could not grow: {exc}",
+            hint=OS_FAILURES[errno.ENOSPC][1],
+        )
+    if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+        return RunFailed(
+            "read-only-filesystem",
+            f"a state database is read-only: {exc}",
+            hint=OS_FAILURES[errno.EROFS][1],
+        )
     if isinstance(exc, sqlite3.Error):
         return RunFailed(
             "state-database-error",
