@@ -50,12 +50,24 @@ class PlanSourceSettings(StrictModel):
     timeout_s: float = Field(30.0, gt=0)
 
 
+class LogSettings(StrictModel):
+    """`[log]`: where the delivery log's witness lives and whether heads go to the alert channels.
+
+    Put `witness_dir` on other storage (a WORM bucket mount, another host): a copy of every
+    signed checkpoint there is what catches a log cut short or rolled back on this machine.
+    """
+
+    witness_dir: str = "state/witness"
+    announce_heads: bool = False
+
+
 class WorkspaceSettings(StrictModel):
     source: str | None = None
     sample_data: bool = False
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     plansource: PlanSourceSettings = Field(default_factory=PlanSourceSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
 
 def format_validation_error(file: Path, exc: ValidationError) -> list[str]:

@@ -24,7 +24,14 @@ from transmit.errors import (
     TransientDeliveryError,
     TransmitError,
 )
-from transmit.log import DeliveryLog, LogEntry, VerifyReport
+from transmit.log import (
+    Checkpoint,
+    DeliveryLog,
+    LogEntry,
+    VerifyReport,
+    load_public_key,
+    parse_head,
+)
 from transmit.loopback import LoopbackServer, LoopbackSftpServer
 from transmit.pgp import (
     EncryptionResult,
@@ -43,6 +50,7 @@ __all__ = [
     "Alerter",
     "AttemptRecord",
     "Channel",
+    "Checkpoint",
     "DeliveryError",
     "DeliveryLog",
     "DeliveryResult",
@@ -71,6 +79,8 @@ __all__ = [
     "deliver",
     "encrypt_file",
     "export_public_key",
+    "load_public_key",
+    "parse_head",
     "sha256_file",
     "temp_name",
 ]
