@@ -832,6 +832,25 @@ class _Verification:
     def bad(self, seq: int | None, text: str) -> None:
         self.problems.append((seq, text))
 
+    @staticmethod
+    def collapse(problems: list[tuple[int | None, str]]) -> list[tuple[int | None, str]]:
+        """The first of a run of same-kind problems, saying how many more there are."""
+        collapsed: list[tuple[int | None, str]] = []
+        kinds: dict[str, int] = {}
+        for seq, text in problems:
+            kind = "".join(c for c in text if not c.isdigit())
+            if kind in kinds:
+                index = kinds[kind]
+                first_seq, first_text, more = *collapsed[index], 0
+                if first_text.endswith(" more)"):
+                    first_text, _, tail = first_text.rpartition(" (and ")
+                    more = int(tail.split()[0])
+                collapsed[index] = (first_seq, f"{first_text} (and {more + 1} more)")
+                continue
+            kinds[kind] = len(collapsed)
+            collapsed.append((seq, text))
+        return collapsed
+
     def run(self) -> VerifyReport:
         log = self.log
         witnessed: list[Checkpoint] = []
@@ -861,6 +880,7 @@ class _Verification:
         return self.report(len(tables.rows), len(tables.checkpoints), witnessed)
 
     def report(self, entries: int, checkpoints: int, witnessed: list[Checkpoint]) -> VerifyReport:
+        self.problems = self.collapse(self.problems)
         first = self.problems[0] if self.problems else (None, "")
         return VerifyReport(
             ok=not self.problems,
