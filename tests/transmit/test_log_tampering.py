@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import transmit
 from edi.delivery_config import delivery_log
 from edi.workspace import Workspace
+from tests.support.servers import WebhookServer
 from tests.support.workspace import edi
 from transmit.log import GENESIS, canonical, chain_hash, checkpoint_hash, checkpoint_message
 
@@ -502,3 +503,95 @@ def test_a_corrupt_log_is_one_line_and_exit_1(
     code, out, err = edi(capsys, "log", "list", "--home", str(scene.home))
     assert code == 1 and "log-unreadable" in err and "Traceback" not in out + err
     assert len(err.strip().splitlines()) <= 2  # the error and its hint
+
+
+# The commands an auditor uses --------------------------------------------------------------------
+
+
+def test_log_head_prints_the_signed_head(scene: Scene, capsys: pytest.CaptureFixture[str]) -> None:
+    head = scene.log().head()
+    assert head is not None
+    code, out, err = edi(capsys, "log", "head", "--home", str(scene.home))
+    assert code == 0 and out.strip() == f"30:{head.head}" == scene.auditor_head
+    assert head.head == scene.log().entries()[-1].entry_hash
+    assert f"signature {head.signature}" in err and head.key in err
+    code, out, _ = edi(capsys, "log", "head", "--json", "--home", str(scene.home))
+    data = json.loads(out)
+    assert code == 0 and data == head.as_json() and data["count"] == 30
+    public = transmit.load_public_key(scene.auditor_key)
+    assert transmit.Checkpoint(**{k: data[k] for k in CHECKPOINT_FIELDS}).signed_by(public)
+
+
+CHECKPOINT_FIELDS = ("count", "head", "prev", "signed_at", "signature", "key")
+
+
+def test_verify_holds_the_log_to_the_auditors_head(
+    scene: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    count, head = transmit.parse_head(scene.auditor_head)
+    older = scene.log().entries()[9]
+    assert verify(capsys, scene, "--head", f"10:{older.entry_hash}")[0] == 0
+    code, out, _ = verify(capsys, scene, "--head", f"10:{head}")
+    assert code == 1 and "entry 10 differs from the auditor's head" in out
+    code, out, _ = verify(capsys, scene, "--head", f"31:{head}")
+    assert code == 1 and "the log ends at entry 30, before the auditor's head 31" in out
+    code, _, err = verify(capsys, scene, "--head", "thirty")
+    assert code == 2 and "bad-head" in err
+    code, _, err = verify(capsys, scene, "--public-key", str(scene.home / "absent.pem"))
+    assert code == 2 and "log-public-key-unreadable" in err
+    code, out, _ = verify(capsys, scene, "--json", "--head", scene.auditor_head)
+    report = json.loads(out)
+    assert code == 0 and report["ok"] and report["witnessed"] == 30
+    assert report["head"] == scene.auditor_head == f"{count}:{head}"
+
+
+def test_verify_with_another_pinned_key_fails(
+    scene: Scene, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    other = tmp_path / "other.pem"
+    other.write_bytes(new_key_pem())
+    code, out, _ = verify(capsys, scene, "--public-key", str(other))
+    assert code == 1 and "not the auditor's pinned key" in out
+    assert "not signed by the auditor's pinned key" in out
+
+
+def test_read_only_commands_create_no_log_key_or_witness(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "fresh"
+    home.mkdir()
+    assert edi(capsys, "log", "list", "--json", "--home", str(home))[:2] == (0, "[]\n")
+    code, out, _ = edi(capsys, "log", "verify", "--home", str(home))
+    assert code == 0 and "intact: 0 entries" in out
+    code, _, err = edi(capsys, "log", "head", "--home", str(home))
+    assert code == 1 and "log-no-head" in err
+    code, _, err = edi(capsys, "log", "public-key", "--home", str(home))
+    assert code == 1 and "log-key-missing" in err and "Traceback" not in err
+    assert edi(capsys, "log", "export", "--home", str(home))[0] == 0
+    assert list(home.iterdir()) == []
+
+
+def test_witness_dir_and_announced_heads_come_from_edi_toml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], webhook_server: WebhookServer
+) -> None:
+    home, witness = tmp_path / "ws", tmp_path / "worm-mount" / "edi"
+    home.mkdir()
+    (home / "edi.toml").write_text(
+        f'[log]\nwitness_dir = "{witness}"\nannounce_heads = true\n'
+        f'[alerts]\nwebhook_url = "{webhook_server.url}"\n'
+    )
+    log = delivery_log(Workspace.open(home))
+    log.append("delivery", now=NOW, carrier="colonial", outcome="delivered", member_count=3)
+    log.append("delivery", now=NOW, carrier="unum", outcome="delivered", member_count=4)
+    assert webhook_server.payloads == []
+    log.checkpoint(now=NOW)
+    (payload,) = webhook_server.payloads
+    head = log.head()
+    assert head is not None
+    assert payload["kind"] == "log-head" and payload["extra"]["head"] == head.text
+    assert payload["extra"]["signature"] == head.signature and head.text in payload["text"]
+    lines = (witness / "delivery-log.witness.jsonl").read_text().splitlines()
+    assert [json.loads(line)["count"] for line in lines] == [1, 2]
+    assert not (home / "state" / "witness").exists()
+    code, out, _ = edi(capsys, "log", "verify", "--home", str(home))
+    assert code == 0 and "witnessed to entry 2" in out
