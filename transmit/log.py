@@ -45,6 +45,9 @@ from transmit.errors import LogError
 
 GENESIS = "0" * 64
 WITNESS_FILE = "delivery-log.witness.jsonl"
+# A checkpoint commits before its witness line is written: a process killed in between leaves
+# the witness one line behind (the next write catches up). More than this is not a crash.
+WITNESS_LAG = 1
 TAMPER_HINT = (
     "Treat this as tampering: compare with the witness copy and the heads your auditors hold; "
     "never replace the log or the key with fresh ones (see README: the witness)."
@@ -112,6 +115,7 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'the delivery log is append-only'); END;
 """
 SCHEMA = TABLES + TRIGGERS
+HEAD_SQL = "SELECT seq, body, prev_hash, entry_hash FROM entries ORDER BY seq DESC LIMIT 1"
 
 
 def canonical(body: dict[str, Any]) -> str:
@@ -479,7 +483,6 @@ class DeliveryLog:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # one writer at a time; held to close
             tail = self._witness_tail()
             rows = db.execute(
                 "SELECT entry_count, head_hash, prev_hash, signed_at, signature FROM checkpoints "
@@ -511,38 +514,50 @@ class DeliveryLog:
         witness; otherwise the next run would sign over the tampering.
         """
         recorded = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
-        problem = self._state_problem()
-        if problem is not None:
-            raise problem
-        key = self._private_key(create=self._may_start())
-        with self._connection(write=True) as db:
-            assert db is not None
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                head = db.execute(
-                    "SELECT seq, body, prev_hash, entry_hash FROM entries ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                last = self._last_checkpoint(db)
-                self._check_tail(db, head, last, key.public_key())
-                seq, prev = (head[0] + 1, head[3]) if head else (1, GENESIS)
-                body = {
-                    "seq": seq,
-                    "recorded_at": recorded,
-                    "event": event,
-                    **{k: v for k, v in facts.items() if v is not None},
-                }
-                entry_hash = chain_hash(prev, body)
-                db.execute(
-                    "INSERT INTO entries VALUES (?, ?, ?, ?)",
-                    (seq, canonical(body), prev, entry_hash),
-                )
-                self._sign(db, key, seq, entry_hash, last, recorded)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self._witness_catch_up(db, key.public_key())
+        with self._writer_lock():
+            problem = self._state_problem()
+            if problem is not None:
+                raise problem
+            key = self._private_key(create=self._may_start())
+            with self._connection(write=True) as db:
+                assert db is not None
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    head = db.execute(HEAD_SQL).fetchone()
+                    last = self._last_checkpoint(db)
+                    self._check_tail(db, head, last, key.public_key())
+                    seq, prev = (head[0] + 1, head[3]) if head else (1, GENESIS)
+                    body = {
+                        "seq": seq,
+                        "recorded_at": recorded,
+                        "event": event,
+                        **{k: v for k, v in facts.items() if v is not None},
+                    }
+                    entry_hash = chain_hash(prev, body)
+                    db.execute(
+                        "INSERT INTO entries VALUES (?, ?, ?, ?)",
+                        (seq, canonical(body), prev, entry_hash),
+                    )
+                    self._sign(db, key, seq, entry_hash, last, recorded)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                self._witness_catch_up(db, key.public_key())
         return LogEntry(seq, body, prev, entry_hash)
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """One writer at a time on this host, from the checks through the witness line, so the
+        witness trails the log by at most what a killed writer leaves (WITNESS_LAG)."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = self.db_path.with_name(f".{self.db_path.name}.lock")
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
 
     @staticmethod
     def _last_checkpoint(db: sqlite3.Connection) -> Checkpoint | None:
@@ -589,6 +604,16 @@ class DeliveryLog:
                     f"the log's checkpoint at entry {witnessed.count} is missing or differs "
                     "from the witnessed one",
                 )
+        unwitnessed = db.execute(
+            "SELECT COUNT(*) FROM checkpoints WHERE prev_hash IS NOT NULL AND entry_count > ?",
+            (witnessed.count if witnessed else 0,),
+        ).fetchone()[0]
+        if path is not None and unwitnessed > WITNESS_LAG:
+            raise self._fail(
+                "log-witness-behind",
+                f"the witness {path} lacks {unwitnessed} of the log's checkpoints (truncated or "
+                "replaced by an older copy?)",
+            )
         if last is None:
             if witnessed is not None:
                 raise self._fail(
@@ -651,24 +676,23 @@ class DeliveryLog:
         when = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
         if self._may_start():
             return 0
-        key = self._private_key()
-        with self._connection(write=True) as db:
-            assert db is not None
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                head = db.execute(
-                    "SELECT seq, body, prev_hash, entry_hash FROM entries ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                last = self._last_checkpoint(db)
-                if head and (last is None or last.count != head[0]):
-                    self._check_tail(db, head, last, key.public_key())  # raises unless legacy
-                    self._sign(db, key, head[0], head[3], last, when)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self._witness_catch_up(db, key.public_key())
-            signed = self._last_checkpoint(db)
+        with self._writer_lock():
+            key = self._private_key()
+            with self._connection(write=True) as db:
+                assert db is not None
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    head = db.execute(HEAD_SQL).fetchone()
+                    last = self._last_checkpoint(db)
+                    if head and (last is None or last.count != head[0]):
+                        self._check_tail(db, head, last, key.public_key())  # raises unless legacy
+                        self._sign(db, key, head[0], head[3], last, when)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                self._witness_catch_up(db, key.public_key())
+                signed = self._last_checkpoint(db)
         if signed is not None and self.announce is not None:
             self.announce(
                 Checkpoint(
@@ -972,6 +996,15 @@ class _Verification:
         path = self.log.witness_path
         if path is not None and not path.exists() and self.chained:
             self.bad(None, f"the witness {path} is missing while the log has signed checkpoints")
+            return
+        newest_count = witnessed[-1].count if witnessed else 0
+        unwitnessed = sum(1 for point in self.chained if point.count > newest_count)
+        if path is not None and unwitnessed > WITNESS_LAG:
+            self.bad(
+                None,
+                f"the witness {path} lacks {unwitnessed} of the log's checkpoints (truncated or "
+                "replaced by an older copy?)",
+            )
         if not witnessed:
             return
         newest = witnessed[-1]

@@ -595,3 +595,20 @@ def test_witness_dir_and_announced_heads_come_from_edi_toml(
     assert not (home / "state" / "witness").exists()
     code, out, _ = edi(capsys, "log", "verify", "--home", str(home))
     assert code == 0 and "witnessed to entry 2" in out
+
+
+def test_a_truncated_witness_with_a_rolled_back_log_is_caught(
+    scene: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Beyond the 22: the attacker who can write the witness truncates it to match a rollback
+    (what a WORM mount prevents); the lines it lacks are more than a killed run can leave."""
+    rollback_to_older_copy(scene)
+    lines = scene.witness.read_text().splitlines()
+    scene.witness.write_text("\n".join(lines[:10]) + "\n")
+    code, out, _ = verify(capsys, scene)
+    assert code == 1 and "lacks 10 of the log's checkpoints" in out
+    with pytest.raises(transmit.LogError, match="lacks 10"):
+        scene.log().append("attempt", carrier="colonial", attempt=1)
+    scene.witness.write_text("")
+    code, out, _ = verify(capsys, scene)
+    assert code == 1 and "lacks 20 of the log's checkpoints" in out
