@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 log_app = typer.Typer(
@@ -117,6 +120,18 @@ def _log(home: Path | None) -> Any:
     return delivery_log(_cli().workspace(home))
 
 
+@contextmanager
+def _log_errors() -> Iterator[None]:
+    """A log, key or witness that cannot be used is one clear line and exit 1, no traceback."""
+    from edi.errors import DeliveryLogError
+    from transmit import LogError
+
+    try:
+        yield
+    except LogError as error:
+        raise DeliveryLogError(error.code, error.message, hint=error.hint) from error
+
+
 @log_app.command("list")
 def log_list(
     carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
@@ -128,13 +143,14 @@ def log_list(
     as_json: JsonOption = False,
 ) -> None:
     """Entries, filtered by carrier, date range, outcome or event."""
-    entries = _log(home).entries(
-        carrier=carrier,
-        since=_day(since, "--since"),
-        until=_day(until, "--until", end=True),
-        outcome=outcome,
-        event=event,
-    )
+    with _log_errors():
+        entries = _log(home).entries(
+            carrier=carrier,
+            since=_day(since, "--since"),
+            until=_day(until, "--until", end=True),
+            outcome=outcome,
+            event=event,
+        )
     if as_json:
         print(json.dumps([{**e.body, "entry_hash": e.entry_hash} for e in entries], indent=2))
         return
@@ -151,7 +167,8 @@ def log_show(seq: int, home: HomeOption = None) -> None:
     """One entry with every field and its hashes."""
     from edi.errors import UsageError
 
-    entry = _log(home).get(seq)
+    with _log_errors():
+        entry = _log(home).get(seq)
     if entry is None:
         raise UsageError("log-no-entry", f"the delivery log has no entry {seq}")
     print(
@@ -163,10 +180,59 @@ def log_show(seq: int, home: HomeOption = None) -> None:
     )
 
 
+@log_app.command("head")
+def log_head(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """The current signed head (COUNT:HASH and its signature) for an auditor to record."""
+    from edi.errors import DeliveryLogError
+
+    with _log_errors():
+        head = _log(home).head()
+    if head is None:
+        raise DeliveryLogError(
+            "log-no-head",
+            "the delivery log has no signed checkpoint yet",
+            hint="The first delivery (or any logged run) signs one.",
+        )
+    if as_json:
+        print(json.dumps(head.as_json(), indent=2))
+        return
+    print(head.text)
+    err = _cli().err
+    err.print(f"signature {head.signature}", soft_wrap=True, highlight=False)
+    err.print(
+        f"signed at {head.signed_at} by key {head.key}; previous checkpoint {head.prev}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
 @log_app.command("verify")
-def log_verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Recompute the hash chain and check every signed checkpoint; exit 1 on any tampering."""
-    report = _log(home).verify()
+def log_verify(
+    head: Annotated[
+        str | None,
+        typer.Option("--head", help="A COUNT:HASH an auditor recorded from `edi log head`."),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="The auditor's copy of the public key (PEM)."),
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the entry chain, the checkpoint chain, every signature and the witness; exit 1 on
+    any tampering (or an unreadable log)."""
+    import transmit
+    from edi.errors import UsageError
+
+    try:
+        auditor_head = transmit.parse_head(head) if head is not None else None
+    except ValueError as exc:
+        raise UsageError("bad-head", f"--head: {exc}") from None
+    try:
+        pinned = transmit.load_public_key(public_key) if public_key is not None else None
+    except transmit.LogError as error:
+        raise UsageError(error.code, f"--public-key: {error.message}") from None
+    report = _log(home).verify(public_key=pinned, auditor_head=auditor_head)
     if as_json:
         print(
             json.dumps(
@@ -174,21 +240,31 @@ def log_verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
                     "ok": report.ok,
                     "entries": report.entries,
                     "checkpoints": report.checkpoints,
+                    "witnessed": report.witnessed,
+                    "head": report.head.text if report.head else None,
                     "first_bad_entry": report.first_bad_seq,
                     "problem": report.problem,
+                    "problems": list(report.problems),
                 },
                 indent=2,
             )
         )
     elif report.ok:
+        witnessed = (
+            f", witnessed to entry {report.witnessed}" if report.witnessed is not None else ""
+        )
+        pinned_text = " with the auditor's key" if pinned is not None else ""
         _cli().out.print(
             f"[green]intact[/]: {report.entries} entries, {report.checkpoints} signed "
-            "checkpoints verified"
+            f"checkpoints verified{pinned_text}{witnessed}",
+            soft_wrap=True,
         )
     else:
-        _cli().out.print(
-            f"[red]TAMPERED[/]: first bad entry {report.first_bad_seq}: {report.problem}"
-        )
+        where = f"first bad entry {report.first_bad_seq}: " if report.first_bad_seq else ""
+        out = _cli().out
+        out.print(f"[red]TAMPERED[/]: {where}{escape(report.problem)}", soft_wrap=True)
+        for problem in report.problems[1:10]:
+            out.print(f"  also: {escape(problem)}", soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -207,9 +283,10 @@ def log_export(
     if fmt not in ("csv", "json"):
         raise UsageError("bad-format", "--format must be csv or json")
     log = _log(home)
-    entries = log.entries(
-        carrier=carrier, since=_day(since, "--since"), until=_day(until, "--until", end=True)
-    )
+    with _log_errors():
+        entries = log.entries(
+            carrier=carrier, since=_day(since, "--since"), until=_day(until, "--until", end=True)
+        )
     (log.export_csv if fmt == "csv" else log.export_json)(sys.stdout, entries)
 
 
@@ -221,14 +298,17 @@ def log_report(
 ) -> None:
     """An HTML page auditors open without the tool: deliveries per carrier, hashes, verification."""
     log = _log(home)
-    path = log.render_html(html, log.entries(carrier=carrier), log.verify(), _cli().now())
+    with _log_errors():
+        entries = log.entries(carrier=carrier)
+    path = log.render_html(html, entries, log.verify(), _cli().now())
     print(path)
 
 
 @log_app.command("public-key")
 def log_public_key(home: HomeOption = None) -> None:
     """The Ed25519 public key that verifies the checkpoints (PEM)."""
-    print(_log(home).export_public_key(), end="")
+    with _log_errors():
+        print(_log(home).export_public_key(), end="")
 
 
 def demo_command(

@@ -187,8 +187,35 @@ def delivery_log_path(workspace: Workspace) -> Path:
 
 
 def delivery_log(workspace: Workspace) -> transmit.DeliveryLog:
-    state = workspace.ensure_state()
-    return transmit.DeliveryLog(delivery_log_path(workspace), state / "keys" / "log-ed25519.pem")
+    """The workspace's log; opening it creates nothing (the first append creates log and key)."""
+    state = workspace.state_dir
+    settings = workspace.settings.log
+    return transmit.DeliveryLog(
+        delivery_log_path(workspace),
+        state / "keys" / "log-ed25519.pem",
+        witness_dir=workspace.path(settings.witness_dir),
+        announce=(lambda head: announce_head(workspace, head)) if settings.announce_heads else None,
+    )
+
+
+def announce_head(workspace: Workspace, head: transmit.Checkpoint) -> list[str]:
+    """`[log] announce_heads`: the signed head to every alert channel (hashes only, no PHI)."""
+    return send_alert(
+        workspace,
+        transmit.AlertEvent(
+            kind="log-head",
+            carrier="delivery-log",
+            message=f"delivery log signed head {head.text} (record it: `edi log verify --head`)",
+            counts={"entries": head.count},
+            extra={
+                "head": head.text,
+                "prev_checkpoint": head.prev,
+                "signature": head.signature,
+                "signed_at": head.signed_at,
+                "key": head.key,
+            },
+        ),
+    )
 
 
 def alerter(workspace: Workspace) -> transmit.Alerter:

@@ -9,6 +9,7 @@
     ├── DeliveryFailed       encryption or delivery failed (wraps transmit errors) → exit 1
     ├── PlanSourceApiError   the PlanSource API refused or failed                  → exit 1
     ├── RunFailed            anything else that stopped a run (disk, state, bug)   → exit 1
+    ├── DeliveryLogError     the delivery log is unreadable or fails its checks    → exit 1
     └── NothingToSend        a change file would be empty: nothing to do            → exit 0
 
 Messages name records by PlanSource id and fields by name; they never carry names, SSNs,
@@ -77,3 +78,7 @@ class RunFailed(EdiError):
 
 class NothingToSend(EdiError):
     exit_code = 0
+
+
+class DeliveryLogError(EdiError):
+    """The delivery log, its signing key or its witness is unreadable or fails its checks."""

@@ -51,6 +51,7 @@ def scratch_root(state_dir: Path) -> Path:
 def carrier_run(state_dir: Path, carrier: str, *, wait_s: float) -> Iterator[Path]:
     """Hold the carrier's run lock and yield a fresh scratch folder for this run."""
     check_carrier_name(carrier)
+    private_dir(state_dir)
     locks = private_dir(state_dir / "locks")
     lock = FileLock(locks / f"{carrier}.lock", timeout=wait_s, mode=0o600)
     try:

@@ -54,6 +54,17 @@ class RunSettings(StrictModel):
     lock_wait_s: float = Field(600.0, ge=0)  # how long a run waits for another of its carrier
 
 
+class LogSettings(StrictModel):
+    """`[log]`: where the delivery log's witness lives and whether heads go to the alert channels.
+
+    Put `witness_dir` on other storage (a WORM bucket mount, another host): a copy of every
+    signed checkpoint there is what catches a log cut short or rolled back on this machine.
+    """
+
+    witness_dir: str = "state/witness"
+    announce_heads: bool = False
+
+
 class WorkspaceSettings(StrictModel):
     source: str | None = None
     sample_data: bool = False
@@ -61,6 +72,7 @@ class WorkspaceSettings(StrictModel):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     plansource: PlanSourceSettings = Field(default_factory=PlanSourceSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
 
 def format_validation_error(file: Path, exc: ValidationError) -> list[str]:

@@ -24,7 +24,14 @@ from transmit.errors import (
     TransientDeliveryError,
     TransmitError,
 )
-from transmit.log import DeliveryLog, LogEntry, VerifyReport
+from transmit.log import (
+    Checkpoint,
+    DeliveryLog,
+    LogEntry,
+    VerifyReport,
+    load_public_key,
+    parse_head,
+)
 from transmit.loopback import LoopbackServer, LoopbackSftpServer
 from transmit.pgp import (
     EncryptionResult,
@@ -44,6 +51,7 @@ __all__ = [
     "Alerter",
     "AttemptRecord",
     "Channel",
+    "Checkpoint",
     "DeliveryError",
     "DeliveryLog",
     "DeliveryResult",
@@ -72,6 +80,8 @@ __all__ = [
     "deliver",
     "encrypt_file",
     "export_public_key",
+    "load_public_key",
+    "parse_head",
     "sha256_file",
     "stop_gpg_agent",
     "temp_name",

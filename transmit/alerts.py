@@ -22,6 +22,7 @@ EVENTS = (
     "run-missed",
     "mass-termination-guard",
     "delivery-succeeded",
+    "log-head",
 )
 
 

@@ -84,6 +84,8 @@ def test_crash_after_upload_before_the_log_entry_heals(
     log_db.unlink()  # as if the process died after the upload, before anything was logged
     for leftover in log_db.parent.glob("delivery-log.sqlite-*"):
         leftover.unlink()
+    # ... in a new workspace: a log deleted while its witness remains is tampering instead
+    (live_home / "state" / "witness" / "delivery-log.witness.jsonl").unlink()
     assert edi(capsys, "run", "-c", "colonial", *AS_OF)[0] == 0
     assert list(sshd.inbox.iterdir()) == [delivered] and delivered.stat().st_mtime_ns == stamp
     entry = next(e for e in log_entries(capsys, live_home) if e["event"] == "delivery")

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,8 +116,9 @@ def _gpg(home: Path, *args: str) -> None:
 def make_carrier_key(
     base: Path, name: str, *, usage: str = "sign,encr", expire: str = "never"
 ) -> CarrierKey:
-    home = base / f"{name}-gnupg"
-    home.mkdir(parents=True, mode=0o700)
+    # A short home: gpg-agent's socket path (home + S.gpg-agent.browser) must fit the 107
+    # characters of a Unix socket name, which xdist's deep tmp_path dirs exceed.
+    home = Path(tempfile.mkdtemp(prefix=f"gpg-{name[:8]}-"))
     _gpg(
         home,
         "--passphrase",
@@ -152,6 +155,7 @@ def carrier_key(tmp_path: Path) -> Iterator[CarrierKey]:
     key = make_carrier_key(tmp_path, "carrier")
     yield key
     transmit.stop_gpg_agent(key.gnupg)  # no agent outlives its test
+    shutil.rmtree(key.gnupg, ignore_errors=True)
 
 
 @pytest.fixture
@@ -172,13 +176,13 @@ def bad_keys(tmp_path: Path) -> Iterator[dict[str, CarrierKey]]:
         ).stdout
     )
     sign_only = make_carrier_key(tmp_path, "signonly", usage="sign")
-    import time
 
     time.sleep(1.1)  # let the one-second key expire
     keys = {"expired": expired, "revoked": revoked, "sign-only": sign_only}
     yield keys
     for key in keys.values():
         transmit.stop_gpg_agent(key.gnupg)
+        shutil.rmtree(key.gnupg, ignore_errors=True)
 
 
 @dataclass

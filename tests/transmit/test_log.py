@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import sqlite3
@@ -47,7 +48,7 @@ def raw(log: transmit.DeliveryLog) -> sqlite3.Connection:
 def test_intact_log_verifies(tmp_path: Path) -> None:
     log = filled(tmp_path)
     report = log.verify()
-    assert report.ok and report.entries == 12 and report.checkpoints == 2
+    assert report.ok and report.entries == 12 and report.checkpoints == 12  # one per entry
 
 
 def test_code_cannot_update_or_delete(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_rewritten_chain_is_caught_by_the_signed_checkpoint(tmp_path: Path) -> N
         )
         previous = entry_hash
     report = log.verify()
-    assert not report.ok and report.first_bad_seq == 10 and "checkpoint" in report.problem
+    assert not report.ok and report.first_bad_seq == 3 and "signed checkpoint" in report.problem
 
 
 def test_truncated_tail_is_caught(tmp_path: Path) -> None:
@@ -142,3 +143,166 @@ def test_exports_and_report(tmp_path: Path) -> None:
     page = log.render_html(tmp_path / "audit.html", log.entries(), log.verify(), NOW).read_text()
     assert "intact" in page and "colonial" in page and entries[0].entry_hash in page
     assert "BEGIN PUBLIC KEY" in log.export_public_key()
+
+
+def witnessed_log(tmp_path: Path, **options: object) -> transmit.DeliveryLog:
+    return transmit.DeliveryLog(
+        tmp_path / "log.sqlite",
+        tmp_path / "keys" / "log.pem",
+        witness_dir=tmp_path / "witness",
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def witness_lines(log: transmit.DeliveryLog) -> list[dict[str, object]]:
+    assert log.witness_path is not None
+    return [json.loads(line) for line in log.witness_path.read_text().splitlines()]
+
+
+def test_reading_creates_nothing(tmp_path: Path) -> None:
+    log = witnessed_log(tmp_path)
+    assert log.entries() == [] and log.get(1) is None and log.head() is None
+    report = log.verify()
+    assert report.ok and report.entries == 0
+    assert log.checkpoint(now=NOW) == 0
+    with pytest.raises(transmit.LogError, match="missing"):
+        log.export_public_key()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_checkpoint_is_chained_and_witnessed(tmp_path: Path) -> None:
+    log = witnessed_log(tmp_path)
+    for n in range(1, 6):
+        log.append("attempt", now=NOW, carrier="colonial", attempt=n)
+    lines = witness_lines(log)
+    assert [line["count"] for line in lines] == [1, 2, 3, 4, 5]
+    assert lines[0]["prev"] == transmit.log.GENESIS
+    for before, after in itertools.pairwise(lines):
+        assert after["prev"] == transmit.log.checkpoint_hash(
+            int(before["count"]),  # type: ignore[call-overload]
+            str(before["head"]),
+            str(before["prev"]),
+        )
+    head = log.head()
+    assert head is not None and lines[-1] == {**head.as_json()}
+    assert head.head == log.entries()[-1].entry_hash and head.signed_by(log.public_key())
+    assert set(lines[-1]) == {
+        "count",
+        "head",
+        "prev",
+        "signature",
+        "signed_at",
+        "key",
+        "checkpoint_hash",
+    }
+    assert log.verify().witnessed == 5
+
+
+def test_a_witness_line_lost_in_a_crash_is_written_by_the_next_append(tmp_path: Path) -> None:
+    """The checkpoint commits before its witness line: a crash between leaves the log one
+    ahead of its witness, which is no tampering and is caught up on the next write."""
+    log = witnessed_log(tmp_path)
+    for n in range(3):
+        log.append("attempt", now=NOW, attempt=n)
+    assert log.witness_path is not None
+    lines = log.witness_path.read_text().splitlines()
+    log.witness_path.write_text("\n".join(lines[:-1]) + "\n")
+    report = log.verify()
+    assert report.ok and report.witnessed == 2
+    log.append("attempt", now=NOW, attempt=3)
+    assert [line["count"] for line in witness_lines(log)] == [1, 2, 3, 4]
+    assert log.verify().ok
+
+
+def test_concurrent_appends_keep_one_witness(tmp_path: Path) -> None:
+    log = witnessed_log(tmp_path)
+    log.append("attempt", now=NOW, attempt=0)
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        pool.map(_append_witnessed, [(str(tmp_path), w) for w in range(3)])
+    assert [line["count"] for line in witness_lines(log)] == list(range(1, 62))
+    report = log.verify()
+    assert report.ok and report.entries == 61 and report.witnessed == 61
+
+
+def _append_witnessed(args: tuple[str, int]) -> None:
+    folder, worker = args
+    log = witnessed_log(Path(folder))
+    for n in range(20):
+        log.append("attempt", carrier=f"c{worker}", attempt=n)
+
+
+def test_the_end_of_a_run_announces_the_signed_head(tmp_path: Path) -> None:
+    heads: list[transmit.Checkpoint] = []
+    log = witnessed_log(tmp_path, announce=heads.append)
+    log.append("attempt", now=NOW, attempt=1)
+    assert heads == []  # per entry: witnessed, not announced
+    log.append("delivery", now=NOW, outcome="delivered")
+    assert log.checkpoint(now=NOW) == 2
+    (head,) = heads
+    assert head.text == f"2:{log.entries()[-1].entry_hash}" and head.signed_by(log.public_key())
+    assert head.key == transmit.log.key_id(log.public_key())
+
+
+LEGACY_SCHEMA = """
+CREATE TABLE entries (seq INTEGER PRIMARY KEY, body TEXT NOT NULL, prev_hash TEXT NOT NULL,
+    entry_hash TEXT NOT NULL);
+CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, entry_count INTEGER NOT NULL,
+    head_hash TEXT NOT NULL, signed_at TEXT NOT NULL, signature TEXT NOT NULL);
+"""
+
+
+def legacy_log(tmp_path: Path, count: int) -> None:
+    """A log written before checkpoints were chained: unchained `count:head` signatures."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "log.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    db = sqlite3.connect(tmp_path / "log.sqlite", isolation_level=None)
+    db.executescript(LEGACY_SCHEMA)
+    previous = transmit.log.GENESIS
+    for seq in range(1, count + 1):
+        body = {"seq": seq, "recorded_at": NOW.isoformat(), "event": "attempt"}
+        entry_hash = transmit.log.chain_hash(previous, body)
+        db.execute(
+            "INSERT INTO entries VALUES (?, ?, ?, ?)",
+            (seq, transmit.log.canonical(body), previous, entry_hash),
+        )
+        previous = entry_hash
+        signature = base64.b64encode(key.sign(f"{seq}:{entry_hash}".encode())).decode()
+        db.execute(
+            "INSERT INTO checkpoints (entry_count, head_hash, signed_at, signature) "
+            "VALUES (?, ?, ?, ?)",
+            (seq, entry_hash, NOW.isoformat(), signature),
+        )
+    db.close()
+
+
+def test_a_log_from_before_chained_checkpoints_verifies_and_continues(tmp_path: Path) -> None:
+    legacy_log(tmp_path, 3)
+    log = witnessed_log(tmp_path)
+    assert log.verify().ok
+    log.append("attempt", now=NOW, attempt=4)
+    report = log.verify()
+    assert report.ok and report.entries == 4 and report.witnessed == 4
+    assert [line["count"] for line in witness_lines(log)] == [4]
+
+
+def test_a_tampered_old_log_is_not_signed_over(tmp_path: Path) -> None:
+    legacy_log(tmp_path, 3)
+    db = sqlite3.connect(tmp_path / "log.sqlite", isolation_level=None)
+    db.execute("UPDATE entries SET body = replace(body, 'attempt', 'delivery') WHERE seq = 2")
+    db.close()
+    log = witnessed_log(tmp_path)
+    with pytest.raises(transmit.LogError, match="entry 2 was altered"):
+        log.append("attempt", now=NOW, attempt=4)
+    assert not log.verify().ok
