@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import transmit
 from edi import delivery_config
-from edi.baseline import BaselineStore, ProposalWriter
+from edi.baseline import BaselineReader, BaselineStore, ProposalWriter
 from edi.changes import (
     ChangesConfig,
     ChangeSet,
@@ -35,10 +35,11 @@ from edi.errors import (
     SourceDataError,
     ValidationFailed,
 )
-from edi.mapping import MappingContext, map_members
+from edi.mapping import MappingContext
 from edi.members import FileType, MappingReport, Member
-from edi.plansource.export import read_export
-from edi.profiles import CarrierProfile, load_profile
+from edi.plansource.export import SubscriberRecords, read_export
+from edi.profiles import CarrierProfile, load_profile, profile_names
+from edi.rules import RulesReport, screen
 from edi.validate import ValidationReport, validate_file
 from edi.workspace import Workspace
 from edi.x12.control import ControlNumbers
@@ -63,10 +64,30 @@ class GeneratedFile:
     sample_data: bool
     as_of: date
     extra: dict[str, object] = field(default_factory=dict)
+    rules: RulesReport = field(default_factory=RulesReport)
 
     @property
     def isa13(self) -> str:
         return self.envelope.isa13
+
+    def skipped(self) -> dict[str, int]:
+        """Every record the run left out, by reason."""
+        counts = dict(self.report.skipped)
+        if self.rules.unclaimed_count:
+            counts["unclaimed-lookup-code"] = self.rules.unclaimed_count
+        return counts
+
+    def held_log(self) -> list[dict[str, object]]:
+        """Held subscribers for the delivery log and alerts: ids and codes only."""
+        return [
+            {
+                "subscriber_id": sid,
+                "codes": sorted({f.code for f in findings if f.is_error}),
+                "dependent_ids": sorted({f.dependent_id for f in findings if f.dependent_id}),
+                "coverage_ids": sorted({f.coverage_id for f in findings if f.coverage_id}),
+            }
+            for sid, findings in self.rules.held.items()
+        ]
 
     def summary(self) -> dict[str, object]:
         """Counts and ids only: this goes to screens, logs and alerts."""
@@ -91,7 +112,16 @@ class GeneratedFile:
             "declines_sent": r.declines_sent,
             "future_coverages": r.future_coverages,
             "test_employees_skipped": r.test_employees_skipped,
-            "quarantined": list(r.quarantined),
+            "quarantined": self.rules.held_lines(),
+            "held": self.rules.held_list(),
+            "held_subscribers": len(self.rules.held),
+            "held_members": self.rules.held_members,
+            "warnings": self.rules.warnings.as_list(),
+            "skipped": dict(sorted(self.skipped().items())),
+            "unclaimed_coverages": {
+                "count": self.rules.unclaimed_count,
+                "coverage_ids": list(self.rules.unclaimed),
+            },
             "segments": self.se01,
             "sample_data": self.sample_data,
             "valid": self.validation.valid,
@@ -175,6 +205,34 @@ def _profile_file(workspace: Workspace, carrier: str) -> Path:
     return workspace.carriers_dir / f"{carrier}.toml"
 
 
+def claimed_by_any(workspace: Workspace, profile: CarrierProfile) -> Callable[[str], bool]:
+    """Whether any profile of the workspace claims a lookup code (a profile that does not load
+    is its own run's problem: its codes then count as unclaimed here)."""
+    profiles = [profile]
+    for name in profile_names(workspace):
+        if name == profile.name:
+            continue
+        with contextlib.suppress(EdiError):
+            profiles.append(load_profile(workspace, name))
+    known: dict[str, bool] = {}
+
+    def claimed(code: str) -> bool:
+        found = known.get(code)
+        if found is None:
+            found = known[code] = any(p.claims_code(code) for p in profiles)
+        return found
+
+    return claimed
+
+
+def _note_unclaimed(rules: RulesReport, unclaimed: dict[str, list[str]]) -> None:
+    for coverage_ids in unclaimed.values():
+        rules.unclaimed_count += len(coverage_ids)
+        room = 1000 - len(rules.unclaimed)
+        if room > 0:
+            rules.unclaimed.extend(coverage_ids[:room])
+
+
 def generate(
     workspace: Workspace,
     carrier: str,
@@ -198,6 +256,7 @@ def generate(
     source_dir, sample = resolve_source(workspace, source)
     effective = as_of or now.date()
     report = MappingReport()
+    rules = RulesReport()
     target = out_dir or workspace.home / "out" / carrier
     store = baselines(workspace)
     has_baseline = store.has_baseline(carrier)
@@ -222,12 +281,33 @@ def generate(
                 hint="No file was written; the baseline is where it was.",
             )
 
+    def held(records: SubscriberRecords) -> None:
+        """A held family is neither sent nor disappears: the baseline keeps what the carrier
+        last had for them (looking them up also keeps them out of the disappearances)."""
+        if not has_baseline:
+            return
+        keys = [f"S{records.subscriber.id}", *(f"D{d.id}" for d in records.dependents)]
+        for key in keys:
+            then = reader.get(key)
+            if then is not None and proposal is not None:
+                proposal.keep(then)
+
     try:
-        with read_export(source_dir, claims=profile.claims_code) as data:
+        with read_export(
+            source_dir,
+            claims=profile.claims_code,
+            claimed_by_any=claimed_by_any(workspace, profile),
+        ) as data:
+            _note_unclaimed(rules, data.unclaimed)
             groups = tracked(data.groups(), len(data), progress)
             mapping_type: FileType = "audit" if chosen == "audit" else "full"
-            members: Iterable[Member] = map_members(
-                MappingContext(profile, effective, mapping_type), groups, report
+            members: Iterable[Member] = screen(
+                MappingContext(profile, effective, mapping_type),
+                groups,
+                report,
+                rules,
+                unclaimed=data.unclaimed,
+                on_held=held,
             )
             if proposal is not None:
                 members = proposal.tee(members)
@@ -262,6 +342,7 @@ def generate(
         source=source_dir,
         sample_data=sample,
         as_of=effective,
+        rules=rules,
     )
     if has_baseline and chosen != "audit":
         generated.extra["changes"] = differ.result.summary()
@@ -401,6 +482,28 @@ def _outbox_copy(
     return target, transmit.encrypt_file(facts.path, target, spec, workspace.gnupg_home)
 
 
+def alert_held(workspace: Workspace, generated: GeneratedFile, facts: FileFacts) -> list[str]:
+    """One alert per run naming the held families by PlanSource id, with counts and codes."""
+    rules = generated.rules
+    ids = list(rules.held)
+    shown = ", ".join(ids[:50]) + (f" and {len(ids) - 50} more" if len(ids) > 50 else "")
+    codes = ", ".join(f"{code} {count}" for code, count in sorted(rules.error_summary().items()))
+    return delivery_config.send_alert(
+        workspace,
+        transmit.AlertEvent(
+            kind="members-held",
+            carrier=generated.carrier,
+            message=f"{len(ids)} subscriber(s) held out of the file with their families "
+            f"(subscriber ids {shown}; findings: {codes}); everyone else is in the file",
+            file_id=facts.path.name,
+            control_numbers={"isa13": facts.isa13},
+            counts={"held_subscribers": len(ids), "held_members": rules.held_members},
+            error_code="members-held",
+            extra={"held": generated.held_log()[:200]},
+        ),
+    )
+
+
 def deliver_file(
     workspace: Workspace,
     profile: CarrierProfile,
@@ -419,6 +522,7 @@ def deliver_file(
         "plaintext_sha256": plain_sha,
         "verification": "pyx12 and profile rules: valid",
         "file_type": generated.file_type if generated else None,
+        "held": (generated.held_log() or None) if generated else None,
         **facts.log_facts(),
     }
     previous = log.last_delivery(profile.name, plain_sha)
@@ -661,6 +765,8 @@ def run(
         generated.body.members,
         generated.body.coverage_lines,
     )
+    if generated.rules.held:
+        alert_held(workspace, generated, facts)
     return deliver_file(
         workspace, profile, facts, now=now, schedule_id=schedule_id, generated=generated
     )
@@ -684,6 +790,11 @@ def send(
         )
         raise error
     return deliver_file(workspace, profile, FileFacts.scan(file), now=now, schedule_id=schedule_id)
+
+
+def _keep_held(reader: BaselineReader, records: SubscriberRecords) -> None:
+    for key in (f"S{records.subscriber.id}", *(f"D{d.id}" for d in records.dependents)):
+        reader.get(key)
 
 
 def preview(
@@ -711,7 +822,13 @@ def preview(
             has_baseline,
         )
         with read_export(source_dir, claims=profile.claims_code) as data:
-            mapped = map_members(MappingContext(profile, effective), data.groups(), MappingReport())
+            mapped = screen(
+                MappingContext(profile, effective),
+                data.groups(),
+                MappingReport(),
+                RulesReport(),
+                on_held=lambda records: _keep_held(reader, records),
+            )
             for _ in differ.members(mapped):
                 pass
     finally:

@@ -266,10 +266,18 @@ class SourceData:
     hands them out; invalid records are all listed, by id, when the iteration ends, and their
     subscriber's group is never handed out."""
 
-    def __init__(self, db: sqlite3.Connection, scratch: Path, counts: dict[str, int]) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        scratch: Path,
+        counts: dict[str, int],
+        unclaimed: dict[str, list[str]] | None = None,
+    ) -> None:
         self._db = db
         self._scratch = scratch
         self.counts = counts
+        # subscriber id → ids of their coverages that no carrier profile claims
+        self.unclaimed = unclaimed or {}
 
     def __len__(self) -> int:
         return self.counts["subscribers"]
@@ -345,8 +353,10 @@ class _Loader:
 
     db: sqlite3.Connection
     claims: Callable[[str], bool]
+    claimed_by_any: Callable[[str], bool] | None = None
     problems: list[str] = field(default_factory=list)
     claimed_codes: dict[str, bool] = field(default_factory=dict)
+    unclaimed: dict[str, list[str]] = field(default_factory=dict)
 
     def load(self, source: Path) -> None:
         for kind_number, kind in enumerate(KINDS):
@@ -389,6 +399,7 @@ class _Loader:
         covered: list[tuple[int, str, str, str]],
     ) -> tuple[Any, ...] | None:
         if kind == 2 and not self._claimed(raw):
+            self._note_unclaimed(raw)
             return None  # another carrier's coverage: its own run judges it
         name = KINDS[kind][:-1]
         record_id = _raw_id(raw.get("id"))
@@ -407,6 +418,17 @@ class _Loader:
                 for dependent_id in _raw_id_list(raw.get("dependent_ids"))
             )
         return (kind, seq, record_id, owner_id, marshal.dumps(raw))
+
+    def _note_unclaimed(self, coverage: dict[str, Any]) -> None:
+        """A coverage no profile claims is listed by id (a stray space must not hide it)."""
+        if self.claimed_by_any is None:
+            return
+        code = str(coverage.get("benefit_lookup_code") or "")
+        if self.claimed_by_any(code):
+            return
+        record_id, owner_id = _raw_id(coverage.get("id")), _raw_id(coverage.get("subscriber_id"))
+        if record_id is not None and owner_id is not None:
+            self.unclaimed.setdefault(owner_id, []).append(record_id)
 
     def _claimed(self, coverage: dict[str, Any]) -> bool:
         code = str(coverage.get("benefit_lookup_code") or "")
@@ -440,11 +462,13 @@ def read_export(
     scratch_parent: Path | None = None,
     *,
     claims: Callable[[str], bool] = _every_code,
+    claimed_by_any: Callable[[str], bool] | None = None,
 ) -> SourceData:
     """Reads and cross-checks an export directory; every problem names its record id.
 
     `claims` (a carrier's lookup-code test) keeps only the coverages that carrier claims: the
-    others are other carriers' runs' business, and neither kept nor judged here.
+    others are other carriers' runs' business, and neither kept nor judged here;
+    `claimed_by_any` (every profile's test) lists the ones nobody claims in `unclaimed`.
 
     Raises before anything is written when a record has no id, is duplicated, or points at a
     subscriber or dependent that is not there (listing field problems too); otherwise field
@@ -460,10 +484,10 @@ def read_export(
     try:
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
         db.execute("BEGIN")
-        loader = _Loader(db, claims)
+        loader = _Loader(db, claims, claimed_by_any)
         loader.load(source)
         db.execute("COMMIT")
-        data = SourceData(db, scratch, loader.counts())
+        data = SourceData(db, scratch, loader.counts(), loader.unclaimed)
         if loader.problems:  # then list the field problems too, so one round of fixes will do
             _raise_if(loader.problems + data.field_problems(), source)
     except BaseException:
