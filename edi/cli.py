@@ -295,17 +295,30 @@ def validate(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate an 834 with pyx12 and (with --carrier) the profile's rules; exit 0 only if valid."""
+    """Validate an 834 with pyx12 and (with --carrier) the profile's rules and business edits;
+    exit 0 only if valid (business-edit warnings are listed and do not invalidate)."""
     from edi.profiles import load_profile
-    from edi.validate import validate_file
+    from edi.validate import business_findings, validate_file
 
     if not file.is_file():
         raise UsageError("file-missing", f"{file} does not exist")
     profile = load_profile(workspace(home), carrier) if carrier else None
     report = validate_file(file, profile)
+    if profile is not None:
+        try:
+            errors, warnings = business_findings(file, profile)
+        except EdiError:
+            errors, warnings = [], []  # a file that cannot be read is already a finding
+        report.findings.extend(errors)
+        report.warnings.extend(warnings)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
-    elif report.valid:
+        if not report.valid:
+            raise typer.Exit(1)
+        return
+    for finding in report.warnings:
+        out.print(f"warning: {finding.line()}", markup=False, highlight=False)
+    if report.valid:
         out.print(f"[green]valid[/]: {file}")
     else:
         for finding in report.findings:
