@@ -98,23 +98,47 @@ def _finding(
     )
 
 
-def _enrolled(family: Family) -> dict[str, tuple[CoverageLine, list[Member]]]:
+def _plan_covers(plan: Plan | None, dependent: Member) -> bool:
+    """Whether the plan covers this dependent at all (plan-does-not-cover reports the rest)."""
+    covers = plan.covers if plan is not None else "family"
+    spouse = dependent.relationship in SPOUSES
+    return {
+        "family": True,
+        "employee": False,
+        "spouse": spouse,
+        "child": not spouse,
+        "employee_and_children": not spouse,
+    }[covers]
+
+
+def _enrolled(family: Family, ctx: RuleContext) -> dict[str, tuple[CoverageLine, list[Member]]]:
     """Each active coverage of the family: its line (the subscriber's copy when there is one)
-    and the dependents whose loops carry it, still active."""
+    and the dependents whose loops carry it, still active. A line with a dependent its plan
+    does not cover, or a spouse or child plan with nobody on it, is plan-does-not-cover's: its
+    tier means nothing until that is fixed."""
     lines: dict[str, tuple[CoverageLine, list[Member]]] = {}
+    wrong: set[str] = set()
     for member in family.members:
         for line in member.coverages:
             if line.status not in ACTIVE:
                 continue
             entry = lines.setdefault(line.coverage_id, (line, []))
-            if not member.is_subscriber:
-                entry[1].append(member)
-    return lines
+            if member.is_subscriber:
+                continue
+            entry[1].append(member)
+            if not _plan_covers(ctx.plan(line), member):
+                wrong.add(line.coverage_id)
+    return {
+        coverage_id: (line, dependents)
+        for coverage_id, (line, dependents) in lines.items()
+        if coverage_id not in wrong
+        and (dependents or (plan := ctx.plan(line)) is None or plan.covers_employee)
+    }
 
 
 def tier_vs_dependents(family: Family, ctx: RuleContext) -> Iterator[Finding]:
     """HD05 must agree with the dependents enrolled on the line."""
-    for coverage_id, (line, dependents) in _enrolled(family).items():
+    for coverage_id, (line, dependents) in _enrolled(family, ctx).items():
         if not line.level:
             continue
         spouses = sum(1 for d in dependents if d.relationship in SPOUSES)
@@ -137,7 +161,7 @@ def derive_tiers(family: Family, ctx: RuleContext) -> tuple[Family, list[Finding
     """`tier_from = "dependents"`: HD05 from the enrolled dependents; a disagreement warns."""
     changed: dict[str, str] = {}
     findings: list[Finding] = []
-    for coverage_id, (line, dependents) in _enrolled(family).items():
+    for coverage_id, (line, dependents) in _enrolled(family, ctx).items():
         if not line.level:
             continue
         spouses = sum(1 for d in dependents if d.relationship in SPOUSES)
@@ -205,13 +229,7 @@ def plan_does_not_cover(family: Family, ctx: RuleContext) -> Iterator[Finding]:
                     )
                 continue
             spouse = member.relationship in SPOUSES
-            allowed = {
-                "employee": False,
-                "spouse": spouse,
-                "child": not spouse,
-                "employee_and_children": not spouse,
-            }[plan.covers]
-            if not allowed:
+            if not _plan_covers(plan, member):
                 yield _finding(
                     "plan-does-not-cover",
                     member,
