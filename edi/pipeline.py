@@ -39,7 +39,8 @@ from edi.mapping import MappingContext
 from edi.members import FileType, MappingReport, Member
 from edi.plansource.export import SubscriberRecords, read_export
 from edi.profiles import CarrierProfile, load_profile, profile_names
-from edi.rules import RulesReport, screen
+from edi.rules import RuleContext, RulesReport, screen
+from edi.rules.stage import MAX_LISTED_UNCLAIMED, note_unclaimed
 from edi.validate import ValidationReport, validate_file
 from edi.workspace import Workspace
 from edi.x12.control import ControlNumbers
@@ -225,14 +226,6 @@ def claimed_by_any(workspace: Workspace, profile: CarrierProfile) -> Callable[[s
     return claimed
 
 
-def _note_unclaimed(rules: RulesReport, unclaimed: dict[str, list[str]]) -> None:
-    for coverage_ids in unclaimed.values():
-        rules.unclaimed_count += len(coverage_ids)
-        room = 1000 - len(rules.unclaimed)
-        if room > 0:
-            rules.unclaimed.extend(coverage_ids[:room])
-
-
 def generate(
     workspace: Workspace,
     carrier: str,
@@ -298,7 +291,12 @@ def generate(
             claims=profile.claims_code,
             claimed_by_any=claimed_by_any(workspace, profile),
         ) as data:
-            _note_unclaimed(rules, data.unclaimed)
+            per_family = note_unclaimed(
+                rules,
+                RuleContext(profile, effective),
+                data.unclaimed_count,
+                data.unclaimed(MAX_LISTED_UNCLAIMED),
+            )
             groups = tracked(data.groups(), len(data), progress)
             mapping_type: FileType = "audit" if chosen == "audit" else "full"
             members: Iterable[Member] = screen(
@@ -306,7 +304,7 @@ def generate(
                 groups,
                 report,
                 rules,
-                unclaimed=data.unclaimed,
+                unclaimed_of=data.unclaimed_of if per_family else None,
                 on_held=held,
             )
             if proposal is not None:

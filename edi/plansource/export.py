@@ -200,6 +200,9 @@ CREATE TABLE covered (
     seq INTEGER NOT NULL, coverage_id TEXT NOT NULL, dependent_id TEXT NOT NULL,
     owner_id TEXT NOT NULL
 );
+CREATE TABLE unclaimed (
+    seq INTEGER PRIMARY KEY, coverage_id TEXT NOT NULL, owner_id TEXT NOT NULL
+);
 CREATE TABLE dependents (
     owner INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (owner, seq)
 ) WITHOUT ROWID;
@@ -266,18 +269,34 @@ class SourceData:
     hands them out; invalid records are all listed, by id, when the iteration ends, and their
     subscriber's group is never handed out."""
 
-    def __init__(
-        self,
-        db: sqlite3.Connection,
-        scratch: Path,
-        counts: dict[str, int],
-        unclaimed: dict[str, list[str]] | None = None,
-    ) -> None:
+    def __init__(self, db: sqlite3.Connection, scratch: Path, counts: dict[str, int]) -> None:
         self._db = db
         self._scratch = scratch
         self.counts = counts
-        # subscriber id → ids of their coverages that no carrier profile claims
-        self.unclaimed = unclaimed or {}
+        self._unclaimed_indexed = False
+
+    @property
+    def unclaimed_count(self) -> int:
+        """Coverages no carrier profile claims (when `read_export` was told every claim)."""
+        (count,) = self._db.execute("SELECT COUNT(*) FROM unclaimed").fetchone()
+        return int(count)
+
+    def unclaimed(self, limit: int | None = None) -> list[tuple[str, str]]:
+        """(coverage id, subscriber id) of the coverages nobody claims, in source order."""
+        rows = self._db.execute(
+            "SELECT coverage_id, owner_id FROM unclaimed ORDER BY seq LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [(str(c), str(o)) for c, o in rows]
+
+    def unclaimed_of(self, subscriber_id: str) -> list[str]:
+        if not self._unclaimed_indexed:
+            self._db.execute("CREATE INDEX IF NOT EXISTS unclaimed_owner ON unclaimed (owner_id)")
+            self._unclaimed_indexed = True
+        rows = self._db.execute(
+            "SELECT coverage_id FROM unclaimed WHERE owner_id = ? ORDER BY seq", (subscriber_id,)
+        )
+        return [str(c) for (c,) in rows]
 
     def __len__(self) -> int:
         return self.counts["subscribers"]
@@ -356,7 +375,6 @@ class _Loader:
     claimed_by_any: Callable[[str], bool] | None = None
     problems: list[str] = field(default_factory=list)
     claimed_codes: dict[str, bool] = field(default_factory=dict)
-    unclaimed: dict[str, list[str]] = field(default_factory=dict)
 
     def load(self, source: Path) -> None:
         for kind_number, kind in enumerate(KINDS):
@@ -428,7 +446,9 @@ class _Loader:
             return
         record_id, owner_id = _raw_id(coverage.get("id")), _raw_id(coverage.get("subscriber_id"))
         if record_id is not None and owner_id is not None:
-            self.unclaimed.setdefault(owner_id, []).append(record_id)
+            self.db.execute(
+                "INSERT INTO unclaimed (coverage_id, owner_id) VALUES (?, ?)", (record_id, owner_id)
+            )
 
     def _claimed(self, coverage: dict[str, Any]) -> bool:
         code = str(coverage.get("benefit_lookup_code") or "")
@@ -487,7 +507,7 @@ def read_export(
         loader = _Loader(db, claims, claimed_by_any)
         loader.load(source)
         db.execute("COMMIT")
-        data = SourceData(db, scratch, loader.counts(), loader.unclaimed)
+        data = SourceData(db, scratch, loader.counts())
         if loader.problems:  # then list the field problems too, so one round of fixes will do
             _raise_if(loader.problems + data.field_problems(), source)
     except BaseException:

@@ -17,7 +17,7 @@ from edi.mapping import MappingContext, RecordProblem, map_subscriber
 from edi.members import MappingReport, Member
 from edi.plansource.export import SubscriberRecords
 from edi.rules.checks import Family, RuleContext, check_family, unclaimed_finding
-from edi.rules.findings import Finding, WarningGroups
+from edi.rules.findings import FIRST_IDS, Finding, WarningGroups
 
 MAX_KEPT_ERRORS = 1000
 MAX_LISTED_UNCLAIMED = 1000
@@ -53,6 +53,26 @@ class RulesReport:
         return counts
 
 
+def note_unclaimed(
+    rules: RulesReport, ctx: RuleContext, count: int, first: list[tuple[str, str]]
+) -> bool:
+    """Coverages nobody claims, counted and listed by id for the run; as warnings (the rule's
+    default) they are grouped here. Returns whether they must be judged per family instead."""
+    rules.unclaimed_count = count
+    rules.unclaimed = [coverage_id for coverage_id, _ in first[:MAX_LISTED_UNCLAIMED]]
+    setting = ctx.profile.rules.unclaimed_lookup_code
+    if not count or not setting.enabled:
+        return False
+    if (setting.severity or "warning") == "error":
+        return True
+    for coverage_id, sid in first[:FIRST_IDS]:
+        finding = unclaimed_finding(ctx, sid, coverage_id)
+        if finding is not None:
+            rules.warnings.add(finding)
+    rules.warnings.counts["unclaimed-lookup-code"] = count
+    return False
+
+
 def problem_finding(problem: RecordProblem, subscriber_id: str) -> Finding:
     return Finding(
         code=problem.code,
@@ -72,17 +92,17 @@ def screen(
     report: MappingReport,
     rules: RulesReport,
     *,
-    unclaimed: dict[str, list[str]] | None = None,
+    unclaimed_of: Callable[[str], list[str]] | None = None,
     on_held: Callable[[SubscriberRecords], None] | None = None,
 ) -> Iterator[Member]:
     """Members in source order, each family judged by the profile's rules first.
 
-    `unclaimed` maps subscriber ids to the ids of their coverages no profile claims. Fail mode
+    `unclaimed_of` gives a subscriber's coverages no profile claims, when that rule is an error
+    for the family (as a warning it is reported once for the run: `note_unclaimed`). Fail mode
     (the default): any error finding stops the file once every family has been judged, all
     findings listed. Quarantine: a family with an error finding is held, everyone else sent."""
     rule_ctx = RuleContext(ctx.profile, ctx.as_of)
     quarantine = ctx.profile.members.on_bad_record == "quarantine"
-    pending = dict(unclaimed or {})
     failed = False
     for records in groups:
         sid = records.subscriber.id
@@ -97,10 +117,11 @@ def screen(
                 family, found = check_family(Family(sid, tuple(members)), rule_ctx)
                 members = list(family.members)
                 findings.extend(found)
-        for coverage_id in pending.pop(sid, ()):
-            finding = unclaimed_finding(rule_ctx, sid, coverage_id)
-            if finding is not None:
-                findings.append(finding)
+        if unclaimed_of is not None and members:
+            for coverage_id in unclaimed_of(sid):
+                finding = unclaimed_finding(rule_ctx, sid, coverage_id)
+                if finding is not None:
+                    findings.append(finding)
         errors = [f for f in findings if f.is_error]
         for finding in findings:
             if not finding.is_error:
@@ -123,11 +144,6 @@ def screen(
         for member in members:
             report.count(member)
             yield member
-    for sid, coverage_ids in pending.items():  # subscribers with nothing at this carrier
-        for coverage_id in coverage_ids:
-            finding = unclaimed_finding(rule_ctx, sid, coverage_id)
-            if finding is not None and not finding.is_error:
-                rules.warnings.add(finding)
     if failed:
         shown = rules.errors[:50]
         raise ValidationFailed(
