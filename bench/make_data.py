@@ -41,6 +41,23 @@ CARRIER_PRODUCTS = {
         "allstate_grp_term_to_100",
     ],
 }
+# Per-person plans (`covers = "employee"`) and employee-and-children plans in the profiles: the
+# generated coverage levels and dependents agree with them (the tier and covers rules).
+EMPLOYEE_ONLY = {"unum_vwb_std_employee", "unum__whole_life_employee", "allstate_grp_term_to_100"}
+NO_SPOUSE = {"unum_group_critical_illness_employee"}
+SPOUSES = ("spouse", "domestic_partner")
+
+
+def level_for(relationships: list[str]) -> str:
+    spouse = any(r in SPOUSES for r in relationships)
+    children = len(relationships) - spouse
+    if spouse and children:
+        return "Employee + Family"
+    if spouse:
+        return "Employee + Spouse"
+    return "Employee + Child(ren)" if children else "Employee Only"
+
+
 FIRST = ["Avery", "Jordan", "Zoë", "Morgan", "Seán", "Quinn", "Rowan", "José", "Harper", "Logan"]
 LAST = ["O'Brien", "Smith*Jones", "García", "Nakamura", "Okafor~Bell", "Petrov", "Lindqvist"]
 STREETS = ["Maple Ave", "Cedar Ln: Unit ^2", "Harbor Rd", "Summit St #4", "Willow Ct"]
@@ -172,22 +189,24 @@ def coverages(
         if code not in chosen:
             chosen.append(code)
     covered = [d["id"] for d in dependents]
-    level = (
-        "Employee + Family"
-        if len(covered) > 1
-        else ("Employee + Spouse" if covered else "Employee Only")
-    )
+    level = level_for([d["relationship_code"] for d in dependents])
     rows: list[Record] = []
     for code in chosen:
+        on_line = [
+            d
+            for d in dependents
+            if code not in EMPLOYEE_ONLY
+            and (code not in NO_SPOUSE or d["relationship_code"] not in SPOUSES)
+        ]
         row = {
             "benefit_lookup_code": code,
             "plan_name": f"{code} plan",
-            "coverage_level": level,
+            "coverage_level": level_for([d["relationship_code"] for d in on_line]),
             "original_effective_date": "2026/01/01",
             "change_effective_date": "2026/01/01",
             "termination_date": "",
             "termination_reason": "",
-            "dependent_ids": covered,
+            "dependent_ids": [d["id"] for d in on_line],
         }
         roll = rng.random()
         if terminated:

@@ -241,6 +241,10 @@ class ProposalWriter:
             yield member
         self._insert(rows)
 
+    def keep(self, member: Member) -> None:
+        """A member held out of the file stays in the proposal as the carrier last had them."""
+        self._insert([(self.carrier, self.token, member.key, member_state(member))])
+
     def _insert(self, rows: list[tuple[str, str, str, str]]) -> None:
         self._db.executemany("INSERT OR REPLACE INTO proposed VALUES (?, ?, ?, ?)", rows)
         rows.clear()

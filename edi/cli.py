@@ -179,9 +179,63 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         "segments",
     ):
         table.add_row(key.replace("_", " "), str(summary[key]))
-    if summary["quarantined"]:
-        table.add_row("quarantined records", str(len(summary["quarantined"])))
+    for reason, count in summary.get("skipped", {}).items():
+        table.add_row(f"skipped: {reason}", str(count))
+    if summary.get("held"):
+        table.add_row("held subscribers (quarantine)", str(summary["held_subscribers"]))
+        table.add_row("held member loops", str(summary["held_members"]))
+    for group in summary.get("warnings", []):
+        table.add_row(f"warning: {group['code']}", str(group["count"]))
     return table
+
+
+def print_rule_findings(summary: dict[str, Any]) -> None:
+    """Held families with their findings' ids, then warnings grouped by code (first ids)."""
+    for held in summary.get("held", []):
+        codes = ", ".join(sorted({f["code"] for f in held["findings"]}))
+        err.print(
+            f"[yellow]held:[/] subscriber id={escape(held['subscriber_id'])}: {escape(codes)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        for finding in held["findings"]:
+            ids = [
+                f"{name.replace('_id', '')} id={finding[name]}"
+                for name in ("dependent_id", "coverage_id")
+                if finding[name]
+            ]
+            err.print(
+                f"  [{finding['code']}] {finding['severity']} {', '.join(ids)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    for group in summary.get("warnings", []):
+        first = ", ".join(
+            "/".join(
+                f"{name.replace('_id', '')} id={f[name]}"
+                for name in ("subscriber_id", "dependent_id", "coverage_id")
+                if f[name]
+            )
+            for f in group["first"][:5]
+        )
+        err.print(
+            f"warning [{group['code']}] x{group['count']}: {group['message']} (first: {first})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    unclaimed = summary.get("unclaimed_coverages", {})
+    if unclaimed.get("count"):
+        listed = ", ".join(unclaimed["coverage_ids"][:20])
+        more = unclaimed["count"] - min(20, len(unclaimed["coverage_ids"]))
+        err.print(
+            f"unclaimed coverages (no profile claims their lookup code): {unclaimed['count']}: "
+            f"coverage ids {listed}" + (f" and {more} more" if more > 0 else ""),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -229,8 +283,7 @@ def generate(
             f"[yellow]Using SAMPLE PlanSource data from {result.source}[/] (edi.toml sample_data)"
         )
     err.print(_summary_table(summary))
-    for line in result.report.quarantined:
-        err.print(f"[yellow]quarantined:[/] {escape(line)}")
+    print_rule_findings(summary)
     print(result.path)
 
 
@@ -243,17 +296,30 @@ def validate(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate an 834 with pyx12 and (with --carrier) the profile's rules; exit 0 only if valid."""
+    """Validate an 834 with pyx12 and (with --carrier) the profile's rules and business edits;
+    exit 0 only if valid (business-edit warnings are listed and do not invalidate)."""
     from edi.profiles import load_profile
-    from edi.validate import validate_file
+    from edi.validate import business_findings, validate_file
 
     if not file.is_file():
         raise UsageError("file-missing", f"{file} does not exist")
     profile = load_profile(workspace(home), carrier) if carrier else None
     report = validate_file(file, profile)
+    if profile is not None:
+        try:
+            errors, warnings = business_findings(file, profile)
+        except EdiError:
+            errors, warnings = [], []  # a file that cannot be read is already a finding
+        report.findings.extend(errors)
+        report.warnings.extend(warnings)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
-    elif report.valid:
+        if not report.valid:
+            raise typer.Exit(1)
+        return
+    for finding in report.warnings:
+        out.print(f"warning: {finding.line()}", markup=False, highlight=False)
+    if report.valid:
         out.print(f"[green]valid[/]: {file}")
     else:
         for finding in report.findings:

@@ -20,14 +20,32 @@ from edi.errors import SourceDataError
 from edi.members import CoverageLine, FileType, MappingReport, Member, Person
 from edi.plansource.export import SubscriberRecords
 from edi.plansource.models import Coverage, Dependent, Subscriber, real_ssn
-from edi.profiles import CarrierProfile
+from edi.profiles import CarrierProfile, lookup_key
 
 ONE_DAY = timedelta(days=1)
 GENDERS = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
 
 
 class RecordProblem(Exception):
-    """One record cannot be mapped; the message names it by PlanSource id."""
+    """One record cannot be mapped; the message names it by PlanSource id. The code, ids and
+    X12 reference let the rules stage report it as an error finding of its family."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "unmappable-record",
+        ref: str = "",
+        dependent_id: str | None = None,
+        coverage_id: str | None = None,
+        hint: str = "Fix the record in PlanSource or the carrier profile.",
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.ref = ref
+        self.dependent_id = dependent_id
+        self.coverage_id = coverage_id
+        self.hint = hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +93,9 @@ def member_identifier(profile: CarrierProfile, subscriber: Subscriber) -> str:
     if not value:
         raise RecordProblem(
             f"subscriber id={subscriber.id}: the profile identifies members by {choice}, "
-            "which this subscriber lacks"
+            "which this subscriber lacks",
+            code="missing-member-identifier",
+            ref="2000/REF02",
         )
     return value
 
@@ -88,7 +108,11 @@ def _line(
     if plan is None:
         raise RecordProblem(
             f"coverage id={coverage.id}: benefit_lookup_code {coverage.benefit_lookup_code!r} "
-            f"is claimed by profile {profile.name!r} but has no [plans] entry"
+            f"is claimed by profile {profile.name!r} but has no [plans] entry",
+            code="no-plan-mapping",
+            ref="2300/HD04",
+            coverage_id=coverage.id,
+            hint="Add the lookup code to the profile's [plans] table.",
         )
     level = None
     if coverage.coverage_level and not coverage.is_waiver:
@@ -96,7 +120,11 @@ def _line(
         if level is None:
             raise RecordProblem(
                 f"coverage id={coverage.id}: coverage_level {coverage.coverage_level!r} has no "
-                f"HD05 mapping in profile {profile.name!r} ([coverage_levels])"
+                f"HD05 mapping in profile {profile.name!r} ([coverage_levels])",
+                code="no-coverage-level-mapping",
+                ref="2300/HD05",
+                coverage_id=coverage.id,
+                hint="Add the coverage level to the profile's [coverage_levels] table.",
             )
     elif plan.coverage_level:
         level = plan.coverage_level
@@ -130,7 +158,12 @@ def _waiver_lines(
     declines = ctx.profile.declines
     decline_date = waiver.termination_date or waiver.effective_date
     if decline_date is None:
-        raise RecordProblem(f"coverage id={waiver.id}: a decline without any date")
+        raise RecordProblem(
+            f"coverage id={waiver.id}: a decline without any date",
+            code="decline-without-date",
+            ref="2300/DTP03",
+            coverage_id=waiver.id,
+        )
     earlier = [e for e in elections if e.effective_date is None or e.effective_date <= decline_date]
     if earlier:
         report.elections_ended += len(earlier)
@@ -146,6 +179,7 @@ def _waiver_lines(
         # election) but no benefit begin date.
         return [replace(record, begin=None)]
     report.declines_skipped += 1
+    report.skipped["decline-omitted"] += 1
     return []
 
 
@@ -155,17 +189,24 @@ def _election_lines(
     if coverage.effective_date is None:
         raise RecordProblem(
             f"coverage id={coverage.id}: neither change_effective_date nor "
-            "original_effective_date is set"
+            "original_effective_date is set",
+            code="coverage-without-effective-date",
+            ref="2300/DTP03",
+            coverage_id=coverage.id,
         )
     if coverage.termination_date is not None:
         end = last_covered_day(ctx.profile, coverage.termination_date)
-        if end < ctx.history_horizon:
+        # A termination before the effective date is kept however old, for the rules stage to
+        # report: it must never vanish with the history.
+        if end < ctx.history_horizon and end >= coverage.effective_date:
             report.history_skipped += 1
+            report.skipped["coverage-ended-before-lookback"] += 1
             return []
         reason = ctx.profile.termination_reasons.code_for(coverage.termination_reason)
         return [_line(ctx, coverage, "terminated", end, reason)]
     if coverage.effective_date > ctx.as_of:
         if not ctx.profile.members.send_future_coverages:
+            report.skipped["future-coverage-not-sent"] += 1
             return []
         report.future_coverages += 1
         return [_line(ctx, coverage, "future", None, None)]
@@ -179,13 +220,13 @@ def coverage_lines(
     claimed = [c for c in coverages if ctx.profile.claims_code(c.benefit_lookup_code)]
     lines: list[tuple[Coverage, CoverageLine]] = []
     waivers = [c for c in claimed if c.is_waiver]
-    waived_codes = {w.benefit_lookup_code for w in waivers}
+    waived_codes = {lookup_key(w.benefit_lookup_code) for w in waivers}
     by_code: dict[str, list[Coverage]] = {}
     for coverage in claimed:
         if not coverage.is_waiver:
-            by_code.setdefault(coverage.benefit_lookup_code, []).append(coverage)
+            by_code.setdefault(lookup_key(coverage.benefit_lookup_code), []).append(coverage)
     for waiver in waivers:
-        elections = by_code.get(waiver.benefit_lookup_code, [])
+        elections = by_code.get(lookup_key(waiver.benefit_lookup_code), [])
         source = {e.id: e for e in elections}
         for line in _waiver_lines(ctx, waiver, elections, report):
             lines.append((source.get(line.coverage_id, waiver), line))
@@ -227,7 +268,10 @@ def _eligibility_dates(lines: list[CoverageLine], maintenance: str) -> list[tupl
 
 
 def _subscriber_member(
-    ctx: MappingContext, subscriber: Subscriber, lines: list[CoverageLine]
+    ctx: MappingContext,
+    subscriber: Subscriber,
+    lines: list[CoverageLine],
+    own: list[CoverageLine] | None = None,
 ) -> Member:
     profile = ctx.profile
     maintenance = _member_maintenance(lines, ctx.file_type)
@@ -257,19 +301,32 @@ def _subscriber_member(
         group_number=profile.policy.group_number,
         person=_person(subscriber, subscriber),
         dates=tuple(dates),
-        coverages=tuple(lines),
+        # A spouse or child plan's line (and volume) is on the covered dependents' loops only;
+        # the employee's maintenance and dates still reflect every line of the family.
+        coverages=tuple(lines if own is None else own),
     )
 
 
+def _on_employee_loop(profile: CarrierProfile, coverage: Coverage, line: CoverageLine) -> bool:
+    """A spouse or child plan's line goes on the dependents' loops; with no dependent listed it
+    stays on the employee's, where the rules report it (never dropped silently)."""
+    plan = profile.plan_for(line.lookup_code)
+    return plan is None or plan.covers_employee or not coverage.dependent_ids
+
+
 def _dependent_lines(
-    ctx: MappingContext, dependent: Dependent, lines: list[tuple[Coverage, CoverageLine]]
+    ctx: MappingContext,
+    dependent: Dependent,
+    lines: list[tuple[Coverage, CoverageLine]],
+    report: MappingReport,
 ) -> list[CoverageLine]:
     """The subscriber's lines that list this dependent, ended where the dependent's cover ended."""
     mine = [line for coverage, line in lines if dependent.id in coverage.dependent_ids]
     if dependent.termination_date is None:
         return mine
     end = last_covered_day(ctx.profile, dependent.termination_date)
-    if end < ctx.history_horizon:
+    if mine and end < ctx.history_horizon:
+        report.skipped["dependent-ended-before-lookback"] += 1
         return []
     reason = ctx.profile.termination_reasons.code_for(dependent.termination_reason)
     return [
@@ -291,7 +348,11 @@ def _dependent_member(
     if relationship is None:
         raise RecordProblem(
             f"dependent id={dependent.id}: relationship_code {dependent.relationship_code!r} has "
-            f"no INS02 mapping in profile {ctx.profile.name!r} ([members.relationships])"
+            f"no INS02 mapping in profile {ctx.profile.name!r} ([members.relationships])",
+            code="no-relationship-mapping",
+            ref="2000/INS02",
+            dependent_id=dependent.id,
+            hint="Add the relationship code to the profile's [members.relationships] table.",
         )
     maintenance = _member_maintenance(lines, ctx.file_type)
     return Member(
@@ -307,6 +368,8 @@ def _dependent_member(
         person=_person(dependent, subscriber),
         dates=tuple(_eligibility_dates(lines, maintenance)),
         coverages=tuple(lines),
+        student="F" if dependent.student else None,
+        handicapped=dependent.disabled,
     )
 
 
@@ -317,14 +380,16 @@ def map_subscriber(
     subscriber = records.subscriber
     if subscriber.test_employee:
         report.test_employees_skipped += 1
+        report.skipped["test-employee"] += 1
         return []
     lines = coverage_lines(ctx, records.coverages, report)
     if not lines:
         return []
-    subscriber_member = _subscriber_member(ctx, subscriber, [line for _, line in lines])
+    own = [line for coverage, line in lines if _on_employee_loop(ctx.profile, coverage, line)]
+    subscriber_member = _subscriber_member(ctx, subscriber, [line for _, line in lines], own)
     members = [subscriber_member]
     for dependent in records.dependents:
-        dependent_lines = _dependent_lines(ctx, dependent, lines)
+        dependent_lines = _dependent_lines(ctx, dependent, lines, report)
         if dependent_lines:
             members.append(
                 _dependent_member(ctx, subscriber_member, dependent, subscriber, dependent_lines)

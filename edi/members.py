@@ -6,6 +6,7 @@ Everything that identifies a member in logs and errors is a PlanSource id (`Memb
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -66,6 +67,8 @@ class Member:
     person: Person = field(repr=False)
     dates: tuple[tuple[str, date], ...]
     coverages: tuple[CoverageLine, ...]
+    student: str | None = None  # INS09 (F full-time student)
+    handicapped: bool = False  # INS10 Y
 
     @property
     def is_subscriber(self) -> bool:
@@ -100,6 +103,8 @@ class MappingReport:
     test_employees_skipped: int = 0
     history_skipped: int = 0
     quarantined: list[str] = field(default_factory=list)
+    # Every record the run leaves out, counted under a reason (nothing is dropped silently).
+    skipped: Counter[str] = field(default_factory=Counter)
 
     def count(self, member: Member) -> None:
         if member.is_subscriber:

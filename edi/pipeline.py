@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import transmit
 from edi import delivery_config
-from edi.baseline import BaselineStore, ProposalWriter
+from edi.baseline import BaselineReader, BaselineStore, ProposalWriter
 from edi.changes import (
     ChangesConfig,
     ChangeSet,
@@ -43,10 +43,12 @@ from edi.errors import (
     ValidationFailed,
 )
 from edi.faults import crash_point, instrumented
-from edi.mapping import MappingContext, map_members
+from edi.mapping import MappingContext
 from edi.members import FileType, MappingReport, Member
-from edi.plansource.export import read_export
-from edi.profiles import CarrierProfile, check_carrier_name, load_profile
+from edi.plansource.export import SubscriberRecords, read_export
+from edi.profiles import CarrierProfile, check_carrier_name, load_profile, profile_names
+from edi.rules import RuleContext, RulesReport, screen
+from edi.rules.stage import MAX_LISTED_UNCLAIMED, note_unclaimed
 from edi.runs import (
     RunLocked,
     carrier_run,
@@ -79,10 +81,30 @@ class GeneratedFile:
     sample_data: bool
     as_of: date
     extra: dict[str, object] = field(default_factory=dict)
+    rules: RulesReport = field(default_factory=RulesReport)
 
     @property
     def isa13(self) -> str:
         return self.envelope.isa13
+
+    def skipped(self) -> dict[str, int]:
+        """Every record the run left out, by reason."""
+        counts = dict(self.report.skipped)
+        if self.rules.unclaimed_count:
+            counts["unclaimed-lookup-code"] = self.rules.unclaimed_count
+        return counts
+
+    def held_log(self) -> list[dict[str, object]]:
+        """Held subscribers for the delivery log and alerts: ids and codes only."""
+        return [
+            {
+                "subscriber_id": sid,
+                "codes": sorted({f.code for f in findings if f.is_error}),
+                "dependent_ids": sorted({f.dependent_id for f in findings if f.dependent_id}),
+                "coverage_ids": sorted({f.coverage_id for f in findings if f.coverage_id}),
+            }
+            for sid, findings in self.rules.held.items()
+        ]
 
     def summary(self) -> dict[str, object]:
         """Counts and ids only: this goes to screens, logs and alerts."""
@@ -107,7 +129,16 @@ class GeneratedFile:
             "declines_sent": r.declines_sent,
             "future_coverages": r.future_coverages,
             "test_employees_skipped": r.test_employees_skipped,
-            "quarantined": list(r.quarantined),
+            "quarantined": self.rules.held_lines(),
+            "held": self.rules.held_list(),
+            "held_subscribers": len(self.rules.held),
+            "held_members": self.rules.held_members,
+            "warnings": self.rules.warnings.as_list(),
+            "skipped": dict(sorted(self.skipped().items())),
+            "unclaimed_coverages": {
+                "count": self.rules.unclaimed_count,
+                "coverage_ids": list(self.rules.unclaimed),
+            },
             "segments": self.se01,
             "sample_data": self.sample_data,
             "valid": self.validation.valid,
@@ -210,6 +241,26 @@ def lock_wait_s(workspace: Workspace) -> float:
     return workspace.settings.runs.lock_wait_s
 
 
+def claimed_by_any(workspace: Workspace, profile: CarrierProfile) -> Callable[[str], bool]:
+    """Whether any profile of the workspace claims a lookup code (a profile that does not load
+    is its own run's problem: its codes then count as unclaimed here)."""
+    profiles = [profile]
+    for name in profile_names(workspace):
+        if name == profile.name:
+            continue
+        with contextlib.suppress(EdiError):
+            profiles.append(load_profile(workspace, name))
+    known: dict[str, bool] = {}
+
+    def claimed(code: str) -> bool:
+        found = known.get(code)
+        if found is None:
+            found = known[code] = any(p.claims_code(code) for p in profiles)
+        return found
+
+    return claimed
+
+
 def generate(
     workspace: Workspace,
     carrier: str,
@@ -300,6 +351,7 @@ def build(
     source_dir, sample = resolve_source(workspace, source)
     effective = as_of or now.date()
     report = MappingReport()
+    rules = RulesReport()
     target = out_dir or workspace.home / "out" / carrier
     restore_control_numbers(workspace, carrier, now)
     store = baselines(workspace)
@@ -325,13 +377,40 @@ def build(
                 hint="No file was written; the baseline is where it was.",
             )
 
+    def held(records: SubscriberRecords) -> None:
+        """A held family is neither sent nor disappears: the baseline keeps what the carrier
+        last had for them (looking them up also keeps them out of the disappearances)."""
+        if not has_baseline:
+            return
+        keys = [f"S{records.subscriber.id}", *(f"D{d.id}" for d in records.dependents)]
+        for key in keys:
+            then = reader.get(key)
+            if then is not None and proposal is not None:
+                proposal.keep(then)
+
     try:
-        with read_export(source_dir, scratch, claims=profile.claims_code) as data:
+        with read_export(
+            source_dir,
+            scratch,
+            claims=profile.claims_code,
+            claimed_by_any=claimed_by_any(workspace, profile),
+        ) as data:
             crash_point("during-generate")
+            per_family = note_unclaimed(
+                rules,
+                RuleContext(profile, effective),
+                data.unclaimed_count,
+                data.unclaimed(MAX_LISTED_UNCLAIMED),
+            )
             groups = tracked(data.groups(), len(data), progress)
             mapping_type: FileType = "audit" if chosen == "audit" else "full"
-            members: Iterable[Member] = map_members(
-                MappingContext(profile, effective, mapping_type), groups, report
+            members: Iterable[Member] = screen(
+                MappingContext(profile, effective, mapping_type),
+                groups,
+                report,
+                rules,
+                unclaimed_of=data.unclaimed_of if per_family else None,
+                on_held=held,
             )
             if proposal is not None:
                 members = proposal.tee(members)
@@ -367,6 +446,7 @@ def build(
         source=source_dir,
         sample_data=sample,
         as_of=effective,
+        rules=rules,
     )
     if has_baseline and chosen != "audit":
         generated.extra["changes"] = differ.result.summary()
@@ -576,6 +656,28 @@ def _outbox_copy(
     return target, transmit.encrypt_file(facts.path, target, spec, workspace.gnupg_home)
 
 
+def alert_held(workspace: Workspace, generated: GeneratedFile, facts: FileFacts) -> list[str]:
+    """One alert per run naming the held families by PlanSource id, with counts and codes."""
+    rules = generated.rules
+    ids = list(rules.held)
+    shown = ", ".join(ids[:50]) + (f" and {len(ids) - 50} more" if len(ids) > 50 else "")
+    codes = ", ".join(f"{code} {count}" for code, count in sorted(rules.error_summary().items()))
+    return delivery_config.send_alert(
+        workspace,
+        transmit.AlertEvent(
+            kind="members-held",
+            carrier=generated.carrier,
+            message=f"{len(ids)} subscriber(s) held out of the file with their families "
+            f"(subscriber ids {shown}; findings: {codes}); everyone else is in the file",
+            file_id=facts.path.name,
+            control_numbers={"isa13": facts.isa13},
+            counts={"held_subscribers": len(ids), "held_members": rules.held_members},
+            error_code="members-held",
+            extra={"held": generated.held_log()[:200]},
+        ),
+    )
+
+
 def deliver_file(
     workspace: Workspace,
     profile: CarrierProfile,
@@ -594,6 +696,7 @@ def deliver_file(
         "plaintext_sha256": plain_sha,
         "verification": "pyx12 and profile rules: valid",
         "file_type": generated.file_type if generated else None,
+        "held": (generated.held_log() or None) if generated else None,
         **facts.log_facts(),
         **(
             {
@@ -885,6 +988,8 @@ def run(
             generated.body.coverage_lines,
         )
         made.append(facts)
+        if generated.rules.held:
+            alert_held(workspace, generated, facts)
         return deliver_file(
             workspace, profile, facts, now=now, schedule_id=schedule_id, generated=generated
         )
@@ -920,6 +1025,11 @@ def send(
         return deliver_file(workspace, profile, scanned[0], now=now, schedule_id=schedule_id)
 
 
+def _keep_held(reader: BaselineReader, records: SubscriberRecords) -> None:
+    for key in (f"S{records.subscriber.id}", *(f"D{d.id}" for d in records.dependents)):
+        reader.get(key)
+
+
 def preview(
     workspace: Workspace,
     carrier: str,
@@ -948,7 +1058,13 @@ def preview(
             preview_scratch(workspace.state_dir) as scratch,
             read_export(source_dir, scratch, claims=profile.claims_code) as data,
         ):
-            mapped = map_members(MappingContext(profile, effective), data.groups(), MappingReport())
+            mapped = screen(
+                MappingContext(profile, effective),
+                data.groups(),
+                MappingReport(),
+                RulesReport(),
+                on_held=lambda records: _keep_held(reader, records),
+            )
             for _ in differ.members(mapped):
                 pass
     finally:

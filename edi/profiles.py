@@ -9,10 +9,18 @@ from __future__ import annotations
 import fnmatch
 import re
 from datetime import date
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from edi.errors import ConfigError, UsageError
 from edi.plansource.models import normalize_code
@@ -51,6 +59,12 @@ PlanCode = Annotated[
 
 
 V = TypeVar("V")
+
+
+@lru_cache(maxsize=4096)
+def lookup_key(code: str) -> str:
+    """How benefit lookup codes are compared: trimmed and case-folded."""
+    return code.strip().casefold()
 
 
 def _normalized_keys(table: dict[str, V]) -> dict[str, V]:
@@ -172,6 +186,10 @@ class CoverageRef(StrictModel):
     value: Annotated[str, StringConstraints(min_length=1, max_length=50)]
 
 
+# Who a plan's coverage is for: the employee alone, one kind of dependent, or a family.
+Covers = Literal["employee", "spouse", "child", "employee_and_children", "family"]
+
+
 class Plan(StrictModel):
     insurance_line: InsuranceLine
     plan_code: PlanCode
@@ -181,6 +199,63 @@ class Plan(StrictModel):
     premium: bool | None = None
     # PlanSource `volume` (e.g. a life benefit amount) in the 2750 reporting-category loop.
     volume: bool = False
+    # A spouse or child plan's line belongs on the covered dependents' loops, not the employee's.
+    covers: Covers = "family"
+
+    @property
+    def covers_employee(self) -> bool:
+        return self.covers not in ("spouse", "child")
+
+
+Severity = Literal["error", "warning"]
+
+
+class RuleSetting(StrictModel):
+    """One business edit: on or off, and its severity (None: the rule's own default)."""
+
+    enabled: bool = True
+    severity: Severity | None = None
+
+
+class TierRule(RuleSetting):
+    # "dependents": HD05 is derived from the dependents on the line; a disagreement warns.
+    tier_from: Literal["profile", "dependents"] = "profile"
+
+
+class OverageRule(RuleSetting):
+    max_child_age: int = Field(26, ge=0, le=120)
+
+
+class Rules(StrictModel):
+    """The profile's `[rules]` table, keyed by rule code; every rule applies by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    tier_vs_dependents: TierRule = Field(default_factory=TierRule, alias="tier-vs-dependents")
+    plan_does_not_cover: RuleSetting = Field(
+        default_factory=RuleSetting, alias="plan-does-not-cover"
+    )
+    overage_dependent: OverageRule = Field(default_factory=OverageRule, alias="overage-dependent")
+    overlapping_coverage: RuleSetting = Field(
+        default_factory=RuleSetting, alias="overlapping-coverage"
+    )
+    termination_before_effective: RuleSetting = Field(
+        default_factory=RuleSetting, alias="termination-before-effective"
+    )
+    missing_birth_date: RuleSetting = Field(default_factory=RuleSetting, alias="missing-birth-date")
+    dependent_unidentified: RuleSetting = Field(
+        default_factory=RuleSetting, alias="dependent-unidentified"
+    )
+    name_not_representable: RuleSetting = Field(
+        default_factory=RuleSetting, alias="name-not-representable"
+    )
+    unclaimed_lookup_code: RuleSetting = Field(
+        default_factory=RuleSetting, alias="unclaimed-lookup-code"
+    )
+
+    def setting(self, code: str) -> RuleSetting:
+        value: RuleSetting = getattr(self, code.replace("-", "_"))
+        return value
 
 
 class CarrierProfile(StrictModel):
@@ -199,6 +274,7 @@ class CarrierProfile(StrictModel):
     coverage_levels: LevelTable
     premium: bool = False
     plans: dict[str, Plan] = Field(min_length=1)
+    rules: Rules = Field(default_factory=Rules)
     # Sections owned by delivery, changes and acks are kept as raw tables until those stages
     # validate them with their own models.
     encryption: dict[str, object] | None = None
@@ -214,10 +290,23 @@ class CarrierProfile(StrictModel):
         return self
 
     def claims_code(self, lookup_code: str) -> bool:
-        return any(fnmatch.fnmatchcase(lookup_code, pattern) for pattern in self.claims)
+        """Lookup codes match after trimming and case-folding (`COLONIAL_ACCIDENT_1 `)."""
+        code = lookup_key(lookup_code)
+        return any(fnmatch.fnmatchcase(code, pattern) for pattern in self.claim_patterns)
+
+    @cached_property
+    def claim_patterns(self) -> tuple[str, ...]:
+        return tuple(lookup_key(pattern) for pattern in self.claims)
 
     def plan_for(self, lookup_code: str) -> Plan | None:
-        return self.plans.get(lookup_code)
+        plan = self.plans.get(lookup_code)
+        if plan is None:
+            plan = self.plans_by_key.get(lookup_key(lookup_code))
+        return plan
+
+    @cached_property
+    def plans_by_key(self) -> dict[str, Plan]:
+        return {lookup_key(code): plan for code, plan in self.plans.items()}
 
     def coverage_level_code(self, plan: Plan, level_name: str) -> str | None:
         if plan.coverage_level:
@@ -241,6 +330,7 @@ def load_profile_file(path: Path) -> CarrierProfile:
             hint="Fix the carrier profile; `edi carriers show NAME` lists what it maps.",
             details=lines,
         ) from None
+    _check_sections(profile, path)
     if profile.name != path.stem:
         raise ConfigError(
             "profile-name-mismatch",
@@ -248,6 +338,38 @@ def load_profile_file(path: Path) -> CarrierProfile:
             hint="A profile's name is its file name without .toml.",
         )
     return profile
+
+
+def _check_sections(profile: CarrierProfile, path: Path) -> None:
+    """The tables other stages own are validated at load too, so a typo in `[changes]` fails
+    `edi carriers show`, not the first run that reads it."""
+    from edi.acks import AcksConfig
+    from edi.changes import ChangesConfig
+    from edi.delivery_config import DeliveryConfig, EncryptionConfig
+
+    models: dict[str, type[StrictModel]] = {
+        "changes": ChangesConfig,
+        "delivery": DeliveryConfig,
+        "encryption": EncryptionConfig,
+        "acks": AcksConfig,
+    }
+    for name, model in models.items():
+        table = getattr(profile, name)
+        if table is None:
+            continue
+        try:
+            model.model_validate(table)
+        except ValidationError as exc:
+            lines = [
+                line.replace(f"{path}: ", f"{path}: {name}.", 1)
+                for line in format_validation_error(path, exc)
+            ]
+            raise ConfigError(
+                f"profile-invalid-{name}",
+                lines[0] + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
+                hint="Fix the carrier profile; see README: delivery settings.",
+                details=lines,
+            ) from None
 
 
 def profile_names(workspace: Workspace) -> list[str]:

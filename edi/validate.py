@@ -51,6 +51,8 @@ class Finding:
 class ValidationReport:
     path: str
     findings: list[Finding] = field(default_factory=list)
+    # Business-edit warnings: listed, never making a file invalid.
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -61,7 +63,29 @@ class ValidationReport:
             "path": self.path,
             "valid": self.valid,
             "findings": [asdict(f) for f in self.findings],
+            "warnings": [asdict(f) for f in self.warnings],
         }
+
+
+def business_findings(path: Path, profile: CarrierProfile) -> tuple[list[Finding], list[Finding]]:
+    """The profile's business edits (edi.rules) on the file's families read back:
+    (errors, warnings), each pointing at the member's INS or the coverage's HD."""
+    from edi.rules.readback import file_findings
+
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    for number, finding in file_findings(path, profile):
+        coverage = finding.coverage_id is not None
+        converted = Finding(
+            number,
+            "HD" if coverage else "INS",
+            finding.ref.split("/", 1)[0],
+            finding.code,
+            f"{finding.ref} {finding.message}",
+            "rules",
+        )
+        (errors if finding.is_error else warnings).append(converted)
+    return errors, warnings
 
 
 def redact(message: str) -> str:

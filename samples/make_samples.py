@@ -249,9 +249,7 @@ def scenarios(acme: Employer) -> None:
     acme.dependent(
         2005, 1005, "Erik", "spouse", termination_date="2026/10/15", termination_reason="divorce"
     )
-    acme.coverage(
-        1005, "unum_group_critical_illness_employee", "Employee + Spouse", dependent_ids=[2005]
-    )
+    acme.coverage(1005, "unum_group_critical_illness_employee", "Employee Only")
     acme.coverage(
         1005, "unum_group_critical_illness_spouse", "Employee + Spouse", dependent_ids=[2005]
     )
@@ -355,35 +353,57 @@ def scenarios(acme: Employer) -> None:
     )
 
 
+# Per-person plans (the profiles' `covers = "employee"`): the employee's own line, no dependents.
+EMPLOYEE_ONLY = {"unum_vwb_std_employee", "unum__whole_life_employee", "allstate_grp_term_to_100"}
+# `covers = "employee_and_children"`: a spouse is on the benefit's own spouse plan instead.
+NO_SPOUSE = {"unum_group_critical_illness_employee"}
+SPOUSES = ("spouse", "domestic_partner")
+
+
+def household_level(relationships: list[str]) -> str:
+    """The coverage level that agrees with the dependents on the line (the tier rule)."""
+    spouse = any(r in SPOUSES for r in relationships)
+    children = len(relationships) - spouse
+    if spouse and children:
+        return "Employee + Family"
+    if spouse:
+        return "Employee + Spouse"
+    return "Employee + Child(ren)" if children else "Employee Only"
+
+
 def ordinary_employees(acme: Employer, rng: random.Random, count: int = 48) -> None:
     dependent_id = 3000
     for sid in range(1101, 1101 + count):
         acme.subscriber(sid, rng.choice(FIRST), rng.choice(LAST))
         household: list[int] = []
+        relationships: list[str] = []
         if rng.random() < 0.55:
             dependent_id += 1
-            acme.dependent(
-                dependent_id,
-                sid,
-                rng.choice(FIRST),
-                rng.choice(["spouse", "spouse", "domestic_partner"]),
-            )
+            first = rng.choice(FIRST)
+            relationship = rng.choice(["spouse", "spouse", "domestic_partner"])
+            acme.dependent(dependent_id, sid, first, relationship)
             household.append(dependent_id)
+            relationships.append(relationship)
         for _ in range(rng.choice([0, 0, 1, 2])):
             dependent_id += 1
-            acme.dependent(
-                dependent_id, sid, rng.choice(FIRST), rng.choice(["child", "child", "stepchild"])
-            )
+            first = rng.choice(FIRST)
+            relationship = rng.choice(["child", "child", "stepchild"])
+            acme.dependent(dependent_id, sid, first, relationship)
             household.append(dependent_id)
+            relationships.append(relationship)
         carriers = rng.sample(sorted(PRODUCTS), rng.randint(1, 3))
         for carrier in carriers:
             for code in rng.sample(PRODUCTS[carrier], rng.randint(1, 2)):
-                level = (
-                    "Employee + Family"
-                    if len(household) > 1
-                    else ("Employee + Spouse" if household else "Employee Only")
-                )
-                acme.coverage(sid, code, level, dependent_ids=list(household))
+                if code in EMPLOYEE_ONLY:
+                    acme.coverage(sid, code, "Employee Only")
+                else:
+                    covered = [
+                        (d, r)
+                        for d, r in zip(household, relationships, strict=True)
+                        if code not in NO_SPOUSE or r not in SPOUSES
+                    ]
+                    level = household_level([r for _, r in covered])
+                    acme.coverage(sid, code, level, dependent_ids=[d for d, _ in covered])
         acme.coverage(sid, "medical_2", "Employee Only")
 
 

@@ -215,6 +215,9 @@ CREATE TABLE covered (
     seq INTEGER NOT NULL, coverage_id TEXT NOT NULL, dependent_id TEXT NOT NULL,
     owner_id TEXT NOT NULL
 );
+CREATE TABLE unclaimed (
+    seq INTEGER PRIMARY KEY, coverage_id TEXT NOT NULL, owner_id TEXT NOT NULL
+);
 CREATE TABLE dependents (
     owner INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (owner, seq)
 ) WITHOUT ROWID;
@@ -285,6 +288,30 @@ class SourceData:
         self._db = db
         self._scratch = scratch
         self.counts = counts
+        self._unclaimed_indexed = False
+
+    @property
+    def unclaimed_count(self) -> int:
+        """Coverages no carrier profile claims (when `read_export` was told every claim)."""
+        (count,) = self._db.execute("SELECT COUNT(*) FROM unclaimed").fetchone()
+        return int(count)
+
+    def unclaimed(self, limit: int | None = None) -> list[tuple[str, str]]:
+        """(coverage id, subscriber id) of the coverages nobody claims, in source order."""
+        rows = self._db.execute(
+            "SELECT coverage_id, owner_id FROM unclaimed ORDER BY seq LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [(str(c), str(o)) for c, o in rows]
+
+    def unclaimed_of(self, subscriber_id: str) -> list[str]:
+        if not self._unclaimed_indexed:
+            self._db.execute("CREATE INDEX IF NOT EXISTS unclaimed_owner ON unclaimed (owner_id)")
+            self._unclaimed_indexed = True
+        rows = self._db.execute(
+            "SELECT coverage_id FROM unclaimed WHERE owner_id = ? ORDER BY seq", (subscriber_id,)
+        )
+        return [str(c) for (c,) in rows]
 
     def __len__(self) -> int:
         return self.counts["subscribers"]
@@ -360,6 +387,7 @@ class _Loader:
 
     db: sqlite3.Connection
     claims: Callable[[str], bool]
+    claimed_by_any: Callable[[str], bool] | None = None
     problems: list[str] = field(default_factory=list)
     claimed_codes: dict[str, bool] = field(default_factory=dict)
 
@@ -404,6 +432,7 @@ class _Loader:
         covered: list[tuple[int, str, str, str]],
     ) -> tuple[Any, ...] | None:
         if kind == 2 and not self._claimed(raw):
+            self._note_unclaimed(raw)
             return None  # another carrier's coverage: its own run judges it
         name = KINDS[kind][:-1]
         record_id = _raw_id(raw.get("id"))
@@ -422,6 +451,19 @@ class _Loader:
                 for dependent_id in _raw_id_list(raw.get("dependent_ids"))
             )
         return (kind, seq, record_id, owner_id, marshal.dumps(raw))
+
+    def _note_unclaimed(self, coverage: dict[str, Any]) -> None:
+        """A coverage no profile claims is listed by id (a stray space must not hide it)."""
+        if self.claimed_by_any is None:
+            return
+        code = str(coverage.get("benefit_lookup_code") or "")
+        if self.claimed_by_any(code):
+            return
+        record_id, owner_id = _raw_id(coverage.get("id")), _raw_id(coverage.get("subscriber_id"))
+        if record_id is not None and owner_id is not None:
+            self.db.execute(
+                "INSERT INTO unclaimed (coverage_id, owner_id) VALUES (?, ?)", (record_id, owner_id)
+            )
 
     def _claimed(self, coverage: dict[str, Any]) -> bool:
         code = str(coverage.get("benefit_lookup_code") or "")
@@ -455,11 +497,13 @@ def read_export(
     scratch_parent: Path,
     *,
     claims: Callable[[str], bool] = _every_code,
+    claimed_by_any: Callable[[str], bool] | None = None,
 ) -> SourceData:
     """Reads and cross-checks an export directory; every problem names its record id.
 
     `claims` (a carrier's lookup-code test) keeps only the coverages that carrier claims: the
-    others are other carriers' runs' business, and neither kept nor judged here.
+    others are other carriers' runs' business, and neither kept nor judged here;
+    `claimed_by_any` (every profile's test) lists the ones nobody claims in `unclaimed`.
 
     Raises before anything is written when a record has no id, is duplicated, or points at a
     subscriber or dependent that is not there (listing field problems too); otherwise field
@@ -478,7 +522,7 @@ def read_export(
     try:
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
         db.execute("BEGIN")
-        loader = _Loader(db, claims)
+        loader = _Loader(db, claims, claimed_by_any)
         loader.load(source)
         db.execute("COMMIT")
         data = SourceData(db, scratch, loader.counts())

@@ -162,6 +162,8 @@ class Dependent(PlanSourceRecord):
     _lenient: ClassVar[dict[str, Callable[[str], Any]]] = {
         "birthdate": _date_or_text,
         "termination_date": _date_or_text,
+        "disabled": _flag,
+        "student": _flag,
     }
 
     subscriber_id: RecordId
@@ -174,6 +176,10 @@ class Dependent(PlanSourceRecord):
     relationship_code: str
     termination_date: Day | None = None
     termination_reason: str = ""
+    # PlanSource's dependent booleans (absent = false): an overage child stays covered when
+    # disabled (INS10 Y) or a full-time student (INS09 F).
+    disabled: bool = False
+    student: bool = False
 
 
 class Coverage(PlanSourceRecord):

@@ -216,6 +216,8 @@ def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> 
         None,
         None,
         member.employment_status if member.is_subscriber else None,
+        member.student,  # INS09: an overage child kept on as a full-time student
+        "Y" if member.handicapped else None,  # INS10: kept on as disabled
         where=where,
     )
     seg("2000", "REF", "0F", member.member_id, where=where)

@@ -129,7 +129,10 @@ def test_coverage_level_change_and_dependent_added(ws: Workspace, export: Export
 def test_dependent_removed(ws: Workspace, export: ExportBuilder) -> None:
     deliver_first(ws, base_export(export))
     export.dependents[0].update(termination_date="2026/11/15", termination_reason="Divorce")
-    (loop,) = only(changed(ws, export))
+    # The tier follows the dependents (tier-vs-dependents): the employee's line changes too.
+    export.coverages[1].update(coverage_level="Employee Only")
+    employee, loop = only(changed(ws, export))
+    assert employee[0][1:4] == ["Y", "18", "001"] and hd_lines(employee)[0]["HD05"] == "EMP"
     assert loop[0][1:5] == ["N", "01", "024", "01"]
     assert dates(loop)["357"] == "20261115" and hd_lines(loop)[0]["349"] == "20261115"
 

@@ -79,7 +79,7 @@ def test_dependent_removed_by_divorce(workspace: Workspace, export: ExportBuilde
     export.dependent(20, 1, "spouse", termination_date="2026/10/15", termination_reason="Divorce")
     export.dependent(21, 1, "child")
     export.coverage(
-        10, 1, "colonial_accident_1", coverage_level="Employee + Family", dependent_ids=[20, 21]
+        10, 1, "colonial_accident_1", coverage_level="Employee + Child", dependent_ids=[20, 21]
     )
     segs = build(workspace, export)
     spouse = loop_for(segs, "E1", "01")
@@ -101,7 +101,7 @@ def test_overage_dependent_and_death_use_profile_reasons(
         21, 1, "stepchild", termination_date="2026/09/01", termination_reason="DEPENDENT DEATH"
     )
     export.coverage(
-        10, 1, "colonial_accident_1", coverage_level="Employee + Children", dependent_ids=[20, 21]
+        10, 1, "colonial_accident_1", coverage_level="Employee Only", dependent_ids=[20, 21]
     )
     segs = build(workspace, export)
     assert loop_for(segs, "E1", "19")[0][3:5] == ["024", "07"]
@@ -257,10 +257,20 @@ def test_old_terminations_are_not_repeated(workspace: Workspace, export: ExportB
     export.subscriber(1)
     export.coverage(10, 1, "colonial_accident_1")
     export.coverage(
-        11, 1, "colonial_cancer_0", termination_date="2025/03/31", termination_reason="Plan Change"
+        11,
+        1,
+        "colonial_cancer_0",
+        original_effective_date="2025/01/01",
+        change_effective_date="2025/01/01",
+        termination_date="2025/03/31",
+        termination_reason="Plan Change",
     )
-    loop = loop_for(build(workspace, export), "E1")
+    result = generate(
+        workspace, "colonial", now=NOW, as_of=AS_OF, source=export.write(), out_dir=workspace.home
+    )
+    loop = loop_for(assert_valid_834(result.path), "E1")
     assert [line["HD04"] for line in hd_lines(loop)] == ["ACCIDENT-1"]
+    assert result.summary()["skipped"] == {"coverage-ended-before-lookback": 1}
 
 
 @pytest.mark.parametrize("carrier", ["colonial", "unum", "allstate"])

@@ -34,17 +34,27 @@ def valid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for sid in range(1, 241):
         export.subscriber(sid)
         covered = []
+        relationships = []
         for _ in range(rng.choice([0, 1, 2])):
             dependent += 1
-            export.dependent(dependent, sid, rng.choice(["spouse", "child"]))
+            chosen = rng.choice(["spouse", "child"])
+            relationships.append("child" if "spouse" in relationships else chosen)
+            export.dependent(dependent, sid, relationships[-1])
             covered.append(dependent)
+        spouses = relationships.count("spouse")
+        level = {
+            (0, 0): "Employee Only",
+            (1, 0): "Employee + Spouse",
+            (0, 1): "Employee + Child",
+            (0, 2): "Employee + Children",
+        }.get((spouses, len(relationships) - spouses), "Employee + Family")
         for n, code in enumerate(rng.sample(CODES, rng.randint(1, 3))):
             export.coverage(
                 sid * 10 + n,
                 sid,
                 code,
                 dependent_ids=covered,
-                coverage_level="Employee + Family" if covered else "Employee Only",
+                coverage_level=level,
             )
     result = generate(
         Workspace.open(home),
