@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from starlette.testclient import TestClient
 
 from edi.acks import record_acks
 from edi.console.app import create_app
@@ -31,6 +31,11 @@ from edi.errors import DeliveryFailed
 from edi.pipeline import run
 from edi.workspace import Workspace
 from tests.support.workspace import REPO, SAMPLES
+
+with warnings.catch_warnings():
+    # starlette 1.x suggests httpx2 for its TestClient; httpx is what the project has.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 AS_OF = date(2026, 11, 24)
 DISCREPANCY_SCHEMA = """
