@@ -115,7 +115,7 @@ def _templates() -> Environment:
     )
     environment.filters["label"] = lambda key: str(key).replace("_", " ")
     environment.filters["when"] = _when
-    environment.filters["short"] = lambda value: f"{str(value)[:12]}…" if value else "-"
+    environment.filters["short"] = lambda value: f"{str(value)[:16]}…" if value else "-"
     return environment
 
 

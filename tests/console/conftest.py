@@ -55,6 +55,7 @@ class ConsoleHome:
     failed_seq: int
     failed_carrier: str
     ended_coverage: dict[str, Any]  # the PlanSource coverage record ended after the demo
+    demo_output: str
 
 
 def records(name: str) -> list[dict[str, Any]]:
@@ -214,7 +215,8 @@ def write_discrepancies(path: Path, unum_member_ssn: str) -> None:
 def console_home(tmp_path_factory: pytest.TempPathFactory) -> ConsoleHome:
     home = tmp_path_factory.mktemp("console") / "demo"
     now = datetime.now(UTC)
-    quiet = Console(file=io.StringIO())
+    printed = io.StringIO()
+    quiet = Console(file=printed, width=400)
     outcomes = run_demo(Workspace.open(REPO), home, as_of=AS_OF, now=now, out=quiet, err=quiet)
     shutil.copytree(REPO / "schedules", home / "schedules")
     # PlanSource since the demo: one Colonial coverage ended, so the next file has a change.
@@ -246,6 +248,7 @@ def console_home(tmp_path_factory: pytest.TempPathFactory) -> ConsoleHome:
         failed.seq,
         "unum",
         ended,
+        printed.getvalue(),
     )
 
 

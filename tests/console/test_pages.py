@@ -262,3 +262,8 @@ def test_pages_load_nothing_from_outside_and_run_no_script(
             assert "<script" not in html and " on" + "click" not in html, path
             assert "http://" not in html and "https://" not in html, path
             assert 'href="/static/console.css"' in html
+
+
+def test_the_demo_ends_with_the_serve_command(console_home: ConsoleHome) -> None:
+    last = console_home.demo_output.strip().splitlines()[-1]
+    assert f"edi serve --home {console_home.home}" in last and "127.0.0.1:8834" in last
