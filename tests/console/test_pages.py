@@ -6,13 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from edi.console.app import create_app
 from edi.workspace import Workspace
-from tests.console.conftest import ConsoleHome, TestClient, assert_no_phi
+from tests.console.conftest import ConsoleHome, TestClient, assert_no_phi, write_discrepancies
 
 PAGES = ["/", "/deliveries", "/log", "/discrepancies", "/carriers/colonial/diff"]
 APIS = ["/api/carriers", "/api/deliveries", "/api/discrepancies", "/api/log"]
@@ -190,11 +192,17 @@ def test_discrepancies_grouped_by_kind_with_status_and_notes(
     assert "ticket OPS-17" in html and "resolved" in html and "3 open" in html
 
 
-def test_without_reconciliation_the_pages_say_so(console_home: ConsoleHome, tmp_path: Path) -> None:
+def bare_workspace(console_home: ConsoleHome, tmp_path: Path) -> Path:
+    """The demo's carrier profiles, no source, no state."""
     bare = tmp_path / "bare"
     (bare / "carriers").mkdir(parents=True)
     for profile in (console_home.home / "carriers").glob("*.toml"):
         (bare / "carriers" / profile.name).write_text(profile.read_text())
+    return bare
+
+
+def test_without_reconciliation_the_pages_say_so(console_home: ConsoleHome, tmp_path: Path) -> None:
+    bare = bare_workspace(console_home, tmp_path)
     with TestClient(create_app(Workspace.open(bare))) as client:
         assert 'id="no-reconciliation"' in client.get("/discrepancies").text
         assert client.get("/api/discrepancies").json() == {
@@ -208,6 +216,27 @@ def test_without_reconciliation_the_pages_say_so(console_home: ConsoleHome, tmp_
         assert "No signing key yet" in client.get("/log").text
         assert client.get("/log/public-key.pem").status_code == 404
         assert not (bare / "state" / "keys").exists()  # reading created no key
+        # A configuration problem is shown with its code and hint, as the CLI would.
+        page = client.get("/carriers/colonial/diff")
+        assert page.status_code == 500 and "source-not-configured" in page.text
+        answer = client.get("/api/carriers/colonial/diff").json()["error"]
+        assert answer["code"] == "source-not-configured" and answer["hint"]
+
+
+def test_text_from_the_workspace_is_escaped(console_home: ConsoleHome, tmp_path: Path) -> None:
+    bare = bare_workspace(console_home, tmp_path)
+    path = bare / "state" / "discrepancies.sqlite"
+    write_discrepancies(path, "AW1001")
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "UPDATE discrepancies SET notes = ? WHERE id = 'd-001'",
+            (json.dumps(['<script>alert("x")</script> & <b>bold</b>']),),
+        )
+        db.commit()
+    with TestClient(create_app(Workspace.open(bare))) as client:
+        html = client.get("/discrepancies").text
+    assert "<script>" not in html and "<b>bold</b>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
 
 
 def test_diff_preview_names_members_by_plansource_id(
