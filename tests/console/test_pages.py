@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -296,3 +297,30 @@ def test_pages_load_nothing_from_outside_and_run_no_script(
 def test_the_demo_ends_with_the_serve_command(console_home: ConsoleHome) -> None:
     last = console_home.demo_output.strip().splitlines()[-1]
     assert f"edi serve --home {console_home.home}" in last and "127.0.0.1:8834" in last
+
+
+def test_a_tampered_log_is_shown_as_such(console_home: ConsoleHome, tmp_path: Path) -> None:
+    bare = bare_workspace(console_home, tmp_path)
+    (bare / "state").mkdir()
+    source = console_home.workspace.state_dir
+    with (
+        closing(sqlite3.connect(source / "delivery-log.sqlite")) as live,
+        closing(sqlite3.connect(bare / "state" / "delivery-log.sqlite")) as copy,
+    ):
+        live.backup(copy)
+    shutil.copytree(source / "keys", bare / "state" / "keys")
+    with closing(sqlite3.connect(bare / "state" / "delivery-log.sqlite")) as db:
+        db.execute("DROP TRIGGER entries_no_update")
+        body = db.execute("SELECT body FROM entries WHERE seq = 3").fetchone()[0]
+        db.execute(
+            "UPDATE entries SET body = ? WHERE seq = 3",
+            (body.replace('"attempt":1', '"attempt":2'),),
+        )
+        db.commit()
+    with TestClient(create_app(Workspace.open(bare))) as client:
+        verification = client.get("/api/log").json()["verification"]
+        assert not verification["ok"] and verification["first_bad_entry"] == 3
+        assert 'id="log-status">TAMPERED' in client.get("/").text
+        assert "TAMPERED." in client.get("/log").text
+        rows = client.get("/api/carriers").json()["carriers"]
+        assert {r["log_status"] for r in rows} == {"TAMPERED"}
