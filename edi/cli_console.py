@@ -78,6 +78,8 @@ def serve_command(
     cli = _cli()
     token = console_token(host, token_env)
     workspace = cli.workspace(home)
+    if not workspace.home.is_dir():
+        raise UsageError("workspace-missing", f"the workspace {workspace.home} does not exist")
 
     import uvicorn
 

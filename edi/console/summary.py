@@ -16,6 +16,8 @@ from edi.x12.reader import read_segments
 
 SSN_LIKE = re.compile(r"^\d{3}-?\d{2}-?\d{4}$")
 HIDDEN = "(withheld: SSN)"
+# A page stays readable: the counts cover every member, the list the first ones.
+MEMBERS_SHOWN = 1000
 
 
 def safe_member_id(value: str | None, identifier: str | None) -> str | None:
@@ -31,7 +33,7 @@ def _element(seg: list[str], position: int) -> str:
     return seg[position].strip() if len(seg) > position else ""
 
 
-def summarize_834(path: Path, identifier: str | None) -> dict[str, Any]:
+def summarize_834(path: Path, identifier: str | None, shown: int = MEMBERS_SHOWN) -> dict[str, Any]:
     interchange: dict[str, str] = {}
     members: list[dict[str, Any]] = []
     member: dict[str, Any] | None = None
@@ -102,5 +104,6 @@ def summarize_834(path: Path, identifier: str | None) -> dict[str, Any]:
             "coverage_lines": sum(len(m["coverages"]) for m in members),
             "by_maintenance": dict(sorted(maintenance.items())),
         },
-        "members": members,
+        "members": members[:shown],
+        "members_shown": min(shown, len(members)),
     }

@@ -139,6 +139,9 @@ def test_a_delivery_page_has_its_entries_and_the_834_summary(
     assert 'role="alert"' in page and "connection-failed" in page
 
     assert client.get("/deliveries/999").status_code == 404
+    assert client.get("/deliveries/1").status_code == 404  # an attempt, not a run
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404 and "Back to the overview" in missing.text
     assert client.get("/api/deliveries/999").json()["error"]["status"] == 404
 
 
@@ -324,3 +327,14 @@ def test_a_tampered_log_is_shown_as_such(console_home: ConsoleHome, tmp_path: Pa
         assert "TAMPERED." in client.get("/log").text
         rows = client.get("/api/carriers").json()["carriers"]
         assert {r["log_status"] for r in rows} == {"TAMPERED"}
+
+
+def test_a_long_file_lists_its_first_members_and_counts_them_all(
+    console_home: ConsoleHome,
+) -> None:
+    from edi.console.summary import summarize_834
+
+    detail_path = next((console_home.home / "out" / "colonial").glob("*.834"))
+    summary = summarize_834(detail_path, "subscriber_code", shown=5)
+    assert summary["members_shown"] == len(summary["members"]) == 5
+    assert summary["counts"]["members"] > 5

@@ -66,6 +66,13 @@ def test_the_token_is_compared_in_constant_time(
     assert seen == [(b"nope", TOKEN.encode())]
 
 
+def test_serve_refuses_a_workspace_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = edi(capsys, "serve", "--home", str(tmp_path / "nowhere"))
+    assert code == 2 and "workspace-missing" in err
+
+
 def test_off_loopback_needs_token_env(
     console_home: ConsoleHome, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
