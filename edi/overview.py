@@ -5,7 +5,7 @@ counts and times only)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from edi.schedules import Schedule
@@ -95,8 +95,14 @@ def consecutive_failures(entries: Sequence[LogEntry]) -> int:
     return count
 
 
-def ack_state(entries: Sequence[LogEntry], delivery: LogEntry | None) -> str | None:
-    """accepted | accepted-with-errors | rejected | overdue | awaiting, for one delivery."""
+def ack_state(
+    entries: Sequence[LogEntry],
+    delivery: LogEntry | None,
+    window: timedelta | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """accepted | accepted-with-errors | rejected | overdue | awaiting, for one delivery: overdue
+    once the watchdog logged it, or once the schedule's ack window has passed without one."""
     if delivery is None:
         return None
     target = delivery.seq
@@ -107,6 +113,10 @@ def ack_state(entries: Sequence[LogEntry], delivery: LogEntry | None) -> str | N
     if ack is not None:
         return str(ack.get("ack_status"))
     if last(answers, "ack-overdue") is not None:
+        return "overdue"
+    sent = next((e for e in entries if e.seq == target), delivery)
+    sent_at = datetime.fromisoformat(str(sent.get("recorded_at")))
+    if window is not None and now is not None and now - sent_at > window:
         return "overdue"
     return "awaiting"
 
@@ -139,7 +149,7 @@ def carrier_overview(
         "last_attempt": _brief(attempt),
         "failing": attempt is not None and attempt.get("event") in FAILURE_EVENTS,
         "consecutive_failures": consecutive_failures(entries),
-        "ack": ack_state(entries, success),
+        "ack": ack_state(entries, success, schedule.ack_window if schedule else None, now),
         "next_run": fire.isoformat() if fire else None,
         "schedule": schedule.id if schedule is not None else None,
         "timezone": schedule.timezone if schedule is not None else None,

@@ -133,6 +133,8 @@ class ConsoleData:
         for entry in entries:
             by_carrier.setdefault(str(entry.get("carrier", "")), []).append(entry)
         pending: dict[str, list[transmit.LogEntry]] = {}
+        windows = {name: s.ack_window for name, s in self.schedules().items()}
+        now = self.now()
         rows = []
         for entry in entries:
             carrier = str(entry.get("carrier", ""))
@@ -175,7 +177,14 @@ class ConsoleData:
                         "ciphertext_sha256": fact("ciphertext_sha256"),
                         "entry_hash": entry.entry_hash,
                     },
-                    "ack": ack_state(by_carrier[carrier], entry) if event == "delivery" else None,
+                    "ack": ack_state(
+                        by_carrier[carrier],
+                        entry,
+                        windows.get(carrier),
+                        now,
+                    )
+                    if event == "delivery"
+                    else None,
                     "error_code": entry.get("error_code"),
                     "error_message": entry.get("error_message"),
                 }

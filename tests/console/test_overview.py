@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from edi.overview import ack_state, carrier_overview, consecutive_failures, status_row
@@ -50,6 +50,11 @@ def test_ack_state_of_a_delivery() -> None:
         ("delivery", {"outcome": "already-delivered", "details": {"previous_entry": 1}}),
     )
     assert ack_state(again, again[2]) == "accepted"
+    # Past the schedule's window with no ack and before the watchdog says so: overdue too.
+    window = timedelta(hours=48)
+    assert ack_state(log, log[0], window, datetime(2026, 11, 3, 11, tzinfo=UTC)) == "overdue"
+    assert ack_state(log, log[0], window, datetime(2026, 11, 3, 9, tzinfo=UTC)) == "awaiting"
+    assert ack_state(answered, answered[0], window, NOW) == "rejected"
     assert carrier_overview("colonial", again, None, NOW)["last_success"]["seq"] == 1
 
 
