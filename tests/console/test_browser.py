@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import ConsoleHome, LiveConsole
+from tests.console.conftest import ConsoleHome, LiveConsole, assert_no_phi
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -22,6 +22,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     assert CHROMIUM.exists() and CHROMEDRIVER.exists(), "scripts/install installs chromium"
+    offline = os.environ.get("SE_OFFLINE")
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not fetch a browser or driver
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -50,6 +51,10 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+        if offline is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = offline
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +78,7 @@ def visit(browser: Any, live: LiveConsole, path: str, shots: Path, name: str) ->
         shutil.copyfile(shot, Path(extra) / shot.name)
     problems = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert problems == [], problems  # no CSP violation, no missing resource
+    assert_no_phi(browser.page_source, path)
     # The stylesheet from the package applied (under the CSP): the header is the console's blue.
     header = browser.find_element(By.CSS_SELECTOR, "header.top")
     assert header.value_of_css_property("background-color") == "rgba(22, 50, 79, 1)"
