@@ -95,30 +95,44 @@ def consecutive_failures(entries: Sequence[LogEntry]) -> int:
     return count
 
 
+def ack_target(delivery: LogEntry) -> int:
+    """The entry acks answer: a re-run that found the file delivered points at the first one."""
+    if delivery.get("outcome") == "already-delivered":
+        return int((delivery.get("details") or {}).get("previous_entry") or delivery.seq)
+    return delivery.seq
+
+
+def ack_verdict(
+    answers: Sequence[LogEntry],
+    sent_at: datetime,
+    window: timedelta | None = None,
+    now: datetime | None = None,
+) -> str:
+    """From the entries that answer one delivery (`delivery_entry`): overdue once the watchdog
+    logged it, or once the schedule's ack window has passed without an ack."""
+    ack = last(answers, "ack")
+    if ack is not None:
+        return str(ack.get("ack_status"))
+    if last(answers, "ack-overdue") is not None:
+        return "overdue"
+    if window is not None and now is not None and now - sent_at > window:
+        return "overdue"
+    return "awaiting"
+
+
 def ack_state(
     entries: Sequence[LogEntry],
     delivery: LogEntry | None,
     window: timedelta | None = None,
     now: datetime | None = None,
 ) -> str | None:
-    """accepted | accepted-with-errors | rejected | overdue | awaiting, for one delivery: overdue
-    once the watchdog logged it, or once the schedule's ack window has passed without one."""
+    """accepted | accepted-with-errors | rejected | overdue | awaiting, for one delivery."""
     if delivery is None:
         return None
-    target = delivery.seq
-    if delivery.get("outcome") == "already-delivered":
-        target = int((delivery.get("details") or {}).get("previous_entry") or target)
+    target = ack_target(delivery)
     answers = [e for e in entries if e.get("delivery_entry") == target]
-    ack = last(answers, "ack")
-    if ack is not None:
-        return str(ack.get("ack_status"))
-    if last(answers, "ack-overdue") is not None:
-        return "overdue"
     sent = next((e for e in entries if e.seq == target), delivery)
-    sent_at = datetime.fromisoformat(str(sent.get("recorded_at")))
-    if window is not None and now is not None and now - sent_at > window:
-        return "overdue"
-    return "awaiting"
+    return ack_verdict(answers, datetime.fromisoformat(str(sent.get("recorded_at"))), window, now)
 
 
 def _brief(entry: LogEntry | None) -> dict[str, Any] | None:

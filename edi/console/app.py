@@ -32,6 +32,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STATIC = Path(__file__).parent / "static"
 ALLOWED_METHODS = ("GET", "HEAD")
+PAGE_ROWS = 500  # the deliveries page lists the newest ones; the filters and /api/ reach all
 CSP = (
     "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
@@ -166,12 +167,13 @@ def create_app(
         return HTMLResponse(html, status_code=status_code)
 
     def overview(request: Request) -> Response:
+        verification, discrepancies = data.verification(), data.discrepancies()
         return page(
             request,
             "overview.html.j2",
-            carriers=data.carriers(),
-            verification=data.verification(),
-            reconciled=data.discrepancies() is not None,
+            carriers=data.carrier_rows(verification, discrepancies),
+            verification=verification,
+            reconciled=discrepancies is not None,
         )
 
     def _filters(request: Request) -> dict[str, Any]:
@@ -186,10 +188,12 @@ def create_app(
 
     def deliveries(request: Request) -> Response:
         filters = _filters(request)
+        rows = data.deliveries(**filters)
         return page(
             request,
             "deliveries.html.j2",
-            deliveries=data.deliveries(**filters),
+            deliveries=rows[:PAGE_ROWS],
+            total=len(rows),
             filters=filters,
             carriers=data.carrier_names(),
         )

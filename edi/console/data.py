@@ -18,7 +18,7 @@ from typing import Any
 import transmit
 from edi import delivery_config
 from edi.console.summary import safe_member_id, summarize_834
-from edi.overview import FAILURE_EVENTS, RUN_EVENTS, ack_state, carrier_overview
+from edi.overview import FAILURE_EVENTS, RUN_EVENTS, ack_target, ack_verdict, carrier_overview
 from edi.profiles import CarrierProfile, load_profile, profile_names
 from edi.schedules import Schedule, load_schedules
 from edi.workspace import Workspace
@@ -102,10 +102,13 @@ class ConsoleData:
         }
 
     def carriers(self) -> list[dict[str, Any]]:
+        return self.carrier_rows(self.verification(), self.discrepancies())
+
+    def carrier_rows(
+        self, verification: dict[str, Any], discrepancies: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]]:
         entries = self.log().entries()
         schedules = self.schedules()
-        verification = self.verification()
-        discrepancies = self.discrepancies()
         now = self.now()
         rows = []
         for name in self.carrier_names():
@@ -129,9 +132,18 @@ class ConsoleData:
 
     def _all_deliveries(self) -> list[dict[str, Any]]:
         entries = self.log().entries()
-        by_carrier: dict[str, list[transmit.LogEntry]] = {}
+        by_seq = {entry.seq: entry for entry in entries}
+        answers: dict[int, list[transmit.LogEntry]] = {}
         for entry in entries:
-            by_carrier.setdefault(str(entry.get("carrier", "")), []).append(entry)
+            if isinstance(entry.get("delivery_entry"), int):
+                answers.setdefault(entry.get("delivery_entry"), []).append(entry)
+
+        def ack(entry: transmit.LogEntry, carrier: str) -> str:
+            target = ack_target(entry)
+            sent = by_seq.get(target, entry)
+            when = datetime.fromisoformat(str(sent.get("recorded_at")))
+            return ack_verdict(answers.get(target, []), when, windows.get(carrier), now)
+
         pending: dict[str, list[transmit.LogEntry]] = {}
         windows = {name: s.ack_window for name, s in self.schedules().items()}
         now = self.now()
@@ -177,14 +189,7 @@ class ConsoleData:
                         "ciphertext_sha256": fact("ciphertext_sha256"),
                         "entry_hash": entry.entry_hash,
                     },
-                    "ack": ack_state(
-                        by_carrier[carrier],
-                        entry,
-                        windows.get(carrier),
-                        now,
-                    )
-                    if event == "delivery"
-                    else None,
+                    "ack": ack(entry, carrier) if event == "delivery" else None,
                     "error_code": entry.get("error_code"),
                     "error_message": entry.get("error_message"),
                 }

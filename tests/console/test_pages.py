@@ -113,6 +113,7 @@ def test_deliveries_list_labelled_hashes_and_filter(
     assert client.get(f"/api/deliveries?since={today}&until={today}").json()["deliveries"]
     assert client.get("/api/deliveries?until=2020-01-01").json() == {"deliveries": []}
     assert "No deliveries match" in client.get("/deliveries?since=2999-01-01").text
+    assert 'id="deliveries-truncated"' not in html
     assert client.get("/deliveries?since=yesterday").status_code == 400
     assert client.get("/api/deliveries?carrier=nobody").status_code == 404
 
@@ -338,3 +339,17 @@ def test_a_long_file_lists_its_first_members_and_counts_them_all(
     summary = summarize_834(detail_path, "subscriber_code", shown=5)
     assert summary["members_shown"] == len(summary["members"]) == 5
     assert summary["counts"]["members"] > 5
+
+
+def test_the_deliveries_page_lists_the_newest_when_there_are_many(
+    console_home: ConsoleHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edi.console import app as console_app
+
+    monkeypatch.setattr(console_app, "PAGE_ROWS", 2)
+    with TestClient(create_app(console_home.workspace)) as client:
+        html = client.get("/deliveries").text
+        everything = client.get("/api/deliveries").json()["deliveries"]
+    assert html.count('<tr id="delivery-') == 2 and len(everything) > 2
+    assert f"The newest 2 of {len(everything)}" in html
+    assert f'id="delivery-{everything[0]["seq"]}"' in html
