@@ -212,7 +212,7 @@ def write_discrepancies(path: Path, unum_member_ssn: str) -> None:
 
 
 @pytest.fixture(scope="package")
-def console_home(tmp_path_factory: pytest.TempPathFactory) -> ConsoleHome:
+def console_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleHome]:
     home = tmp_path_factory.mktemp("console") / "demo"
     now = datetime.now(UTC)
     printed = io.StringIO()
@@ -241,7 +241,7 @@ def console_home(tmp_path_factory: pytest.TempPathFactory) -> ConsoleHome:
         workspace.state_dir / "discrepancies.sqlite",
         re.sub(r"\D", "", str(records("subscribers")[5]["ssn"])),
     )
-    return ConsoleHome(
+    yield ConsoleHome(
         home,
         workspace,
         {o.carrier: o.log_seq for o in outcomes},
@@ -250,6 +250,8 @@ def console_home(tmp_path_factory: pytest.TempPathFactory) -> ConsoleHome:
         ended,
         printed.getvalue(),
     )
+    for gnupg in [home / "state" / "gnupg", *home.glob("carrier-side/*/gnupg")]:
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], check=False)
 
 
 @pytest.fixture
