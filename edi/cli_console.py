@@ -83,9 +83,11 @@ def serve_command(
 
     import uvicorn
 
-    from edi.console.app import create_app
+    from edi.console.app import LOOPBACK_NAMES, create_app
 
-    app = create_app(workspace, token=token, now=cli.now)
+    # Without a token only requests naming this machine are answered (DNS rebinding).
+    names = tuple(sorted({*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host.lower()}))
+    app = create_app(workspace, token=token, allowed_hosts=None if token else names, now=cli.now)
     shown = f"[{host}]" if ":" in host else host
     cli.err.print(
         f"edi console (read-only) for {workspace.home} on http://{shown}:{port}/"

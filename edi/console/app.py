@@ -47,13 +47,29 @@ SECURITY_HEADERS = [
 ]
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def host_name(header: bytes) -> str:
+    """`Host: name:port` → `name` (IPv6 literals keep their brackets)."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text.split("]", 1)[0] + "]"
+    return text.rpartition(":")[0] if ":" in text else text
+
+
 class Guard:
-    """Every request: a bearer token when one is configured (compared in constant time), GET or
+    """Every request: a bearer token when one is configured (compared in constant time), a Host
+    header naming this machine when `allowed_hosts` is set (a console without a token on
+    loopback must not answer pages that a DNS-rebinding site makes the browser ask for), GET or
     HEAD only, and the security headers on every answer; nothing but the stylesheet is cached."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None, allowed_hosts: tuple[str, ...] | None = None
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,8 +92,15 @@ class Guard:
                 message["headers"] = headers
             await send(message)
 
-        if self.token is not None and not self._authorized(scope):
+        if self.allowed_hosts is not None and self._host(scope) not in self.allowed_hosts:
             response: Response = PlainTextResponse(
+                "421 misdirected request: this console answers only to its own address\n",
+                status_code=421,
+            )
+            await response(scope, receive, send_with_headers)
+            return
+        if self.token is not None and not self._authorized(scope):
+            response = PlainTextResponse(
                 "401 unauthorized: send Authorization: Bearer <token>\n",
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="edi console"'},
@@ -93,6 +116,13 @@ class Guard:
             await response(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    def _host(scope: Scope) -> str:
+        for key, value in scope.get("headers", []):
+            if key.lower() == b"host":
+                return host_name(bytes(value))
+        return ""
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -155,6 +185,7 @@ def create_app(
     workspace: Workspace,
     *,
     token: str | None = None,
+    allowed_hosts: tuple[str, ...] | None = None,
     now: Callable[[], datetime] | None = None,
 ) -> ASGIApp:
     data = ConsoleData(workspace, now or (lambda: datetime.now(UTC)))
@@ -318,4 +349,4 @@ def create_app(
         },
     )
     # Outermost, so even the server's own error answers carry the headers.
-    return Guard(app, token)
+    return Guard(app, token, allowed_hosts)

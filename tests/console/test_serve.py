@@ -152,6 +152,31 @@ def test_loopback_serves_without_a_token(live_console: LiveConsole) -> None:
     assert live_console.url.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(f"{live_console.url}/api/log", timeout=10) as answer:
         assert answer.status == 200 and json.load(answer)["verification"]["ok"] is True
+    port = live_console.url.rsplit(":", 1)[1]
+    for name in ("localhost", "127.0.0.1"):
+        named = urllib.request.Request(
+            f"{live_console.url}/api/log", headers={"Host": f"{name}:{port}"}
+        )
+        with urllib.request.urlopen(named, timeout=10) as answer:
+            assert answer.status == 200
+    # A page of some other site whose name now points at 127.0.0.1 (DNS rebinding) gets nothing.
+    rebound = urllib.request.Request(
+        f"{live_console.url}/api/carriers", headers={"Host": f"rebind.example:{port}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(rebound, timeout=10)
+    assert refused.value.code == 421 and b"colonial" not in refused.value.read()
+
+
+def test_allowed_hosts(console_home: ConsoleHome) -> None:
+    from edi.console.app import host_name
+
+    assert host_name(b"127.0.0.1:8834") == "127.0.0.1" and host_name(b"LOCALHOST") == "localhost"
+    assert host_name(b"[::1]:8834") == "[::1]"
+    app = create_app(console_home.workspace, allowed_hosts=("127.0.0.1",))
+    assert TestClient(app, base_url="http://127.0.0.1:8834").get("/").status_code == 200
+    other = TestClient(app, base_url="http://attacker.example")
+    assert other.get("/").status_code == 421 and other.get("/api/log").status_code == 421
 
 
 def _env() -> dict[str, str]:
