@@ -335,6 +335,7 @@ COMMAND_MODULES = (
     "edi.cli_delivery",
     "edi.cli_changes",
     "edi.cli_schedules",
+    "edi.cli_console",
 )
 
 

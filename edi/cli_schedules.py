@@ -117,6 +117,7 @@ def status_command(
     """Per carrier: last delivery, ack state, next run, anything overdue. Exit 1 if something is
     overdue, missed or rejected, so monitoring can alert on it."""
     from edi.delivery_config import delivery_log
+    from edi.overview import status_row
     from edi.profiles import profile_names
     from edi.schedules import load_schedules
 
@@ -124,35 +125,10 @@ def status_command(
     workspace = cli.workspace(home)
     log, now = delivery_log(workspace), cli.now()
     schedules = {s.carrier: s for s in load_schedules(workspace)}
-    rows = []
-    for carrier in profile_names(workspace):
-        entries = log.entries(carrier=carrier)
-        delivery = _last(entries, "delivery")
-        ack = _last(entries, "ack")
-        problems = [
-            e.get("event")
-            for e in entries
-            if e.get("event") in ("run-missed", "ack-overdue")
-            and (delivery is None or e.seq > delivery.seq)
-        ]
-        if (
-            ack is not None
-            and ack.get("ack_status") == "rejected"
-            and (delivery is None or ack.seq > delivery.seq)
-        ):
-            problems.append("ack-rejected")
-        schedule = schedules.get(carrier)
-        next_run = schedule.next_run(now) if schedule and schedule.enabled else None
-        rows.append(
-            {
-                "carrier": carrier,
-                "last_delivery": delivery.get("recorded_at") if delivery else None,
-                "isa13": delivery.get("isa13") if delivery else None,
-                "ack": ack.get("ack_status") if ack else ("awaiting" if delivery else None),
-                "next_run": next_run.isoformat() if next_run else None,
-                "problems": sorted(set(problems)),
-            }
-        )
+    rows = [
+        status_row(carrier, log.entries(carrier=carrier), schedules.get(carrier), now)
+        for carrier in profile_names(workspace)
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
     else:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import transmit
@@ -125,6 +126,12 @@ def run_demo(
         again = run(workspace, first.carrier, now=now, as_of=as_of)
         err.print(f"re-running {first.carrier}: {again.outcome}, nothing sent twice")
     _print_log(workspace, out)
+    out.print(
+        "The read-only console for this workspace: "
+        f"edi serve --home {escape(str(workspace.home))}  (then open http://127.0.0.1:8834/)",
+        highlight=False,
+        soft_wrap=True,
+    )
     return outcomes
 
 
