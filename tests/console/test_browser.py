@@ -109,7 +109,7 @@ def test_deliveries_filter_and_a_delivery_in_a_browser(
     browser: Any, live_console: LiveConsole, console_home: ConsoleHome, shots: Path
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     body = visit(browser, live_console, "/deliveries", shots, "deliveries")
     failed = browser.find_element(By.ID, f"delivery-{console_home.failed_seq}")
@@ -121,13 +121,19 @@ def test_deliveries_filter_and_a_delivery_in_a_browser(
 
     Select(browser.find_element(By.NAME, "carrier")).select_by_value("unum")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
-    assert "carrier=unum" in browser.current_url
-    rows = browser.find_elements(By.CSS_SELECTOR, "table.deliveries tbody tr")
-    assert rows and all("unum" in r.text for r in rows)
+    WebDriverWait(browser, 20).until(lambda b: "carrier=unum" in b.current_url)
+
+    def only_unum(b: Any) -> bool:
+        rows = b.find_elements(By.CSS_SELECTOR, "table.deliveries tbody tr")
+        return bool(rows) and all("unum" in r.text for r in rows)
+
+    WebDriverWait(browser, 20).until(only_unum)
 
     visit(browser, live_console, "/deliveries", shots, "deliveries-all")
     browser.find_element(By.LINK_TEXT, f"#{colonial_seq}").click()
-    assert browser.current_url.endswith(f"/deliveries/{colonial_seq}")
+    WebDriverWait(browser, 20).until(
+        lambda b: b.current_url.endswith(f"/deliveries/{colonial_seq}")
+    )
     body = visit(browser, live_console, f"/deliveries/{colonial_seq}", shots, "delivery")
     assert "834 summary" in body.text and "Log entries" in body.text and "accepted" in body.text
     body = visit(
