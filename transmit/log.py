@@ -392,6 +392,14 @@ class DeliveryLog:
                     handle.write(pem)
                     handle.flush()
                     os.fsync(handle.fileno())
+        if self.signing_key_path.stat().st_mode & 0o077:
+            raise LogError(
+                "log-key-readable-by-others",
+                f"the delivery log's signing key {self.signing_key_path} can be read by other "
+                "users; it was not used",
+                hint=f"chmod 600 {self.signing_key_path}, and consider the key exposed: "
+                "auditors should check heads against their pinned public key.",
+            )
         try:
             loaded = serialization.load_pem_private_key(self.signing_key_path.read_bytes(), None)
         except (OSError, ValueError, TypeError) as exc:

@@ -128,3 +128,26 @@ def test_a_second_run_waits_then_fails_clearly_logged_and_alerted(
     messages = smtp_server.messages  # type: ignore[attr-defined]
     assert any("run-locked" in m["Subject"] for m in messages)
     assert [e["event"] for e in log_entries(live_home)] == ["run-locked"]
+
+
+def test_concurrent_runs_of_different_carriers(
+    live_home: Path, sshd: Sshd, carrier_key: CarrierKey
+) -> None:
+    """colonial and unum at once, twice each: no "database is locked", one file per carrier."""
+    colonial = (live_home / "carriers" / "colonial.toml").read_text()
+    delivery = colonial[colonial.index("\n[encryption]") :]
+    unum = live_home / "carriers" / "unum.toml"
+    unum.write_text(unum.read_text() + delivery)
+    processes = [
+        start_edi(live_home, "run", "-c", carrier, "--as-of", AS_OF)
+        for carrier in ("colonial", "unum", "colonial", "unum")
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        assert "Traceback" not in err and "locked" not in err
+    names = [p.name for p in final_files(sshd)]
+    assert len(names) == 2 and any("colonial" in n for n in names)
+    assert temp_files(sshd) == []
+    assert len(delivered_entries(live_home, "colonial")) == 1
+    assert len(delivered_entries(live_home, "unum")) == 1

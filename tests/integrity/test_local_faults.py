@@ -213,6 +213,18 @@ def test_private_key_readable_by_others_is_refused(
     assert final_files(sshd) == [] and smtp_server.messages
 
 
+def test_log_signing_key_readable_by_others_is_refused(
+    live_home: Path, sshd: Sshd, smtp_server: SmtpServer
+) -> None:
+    assert run_edi(live_home, *RUN).code == 0
+    os.chmod(live_home / "state" / "keys" / "log-ed25519.pem", 0o644)
+    smtp_server.messages.clear()
+    done = run_edi(live_home, *RUN)
+    assert done.code == 1 and "[log-key-readable-by-others]" in done.err, done.err[-2000:]
+    assert_no_traceback(done)
+    assert smtp_server.messages and len(final_files(sshd)) == 1
+
+
 def test_secret_pasted_as_env_name_is_not_echoed(live_home: Path, sshd: Sshd) -> None:
     profile = live_home / "carriers" / "colonial.toml"
     secret = "hunter2-S3cr3t!value"

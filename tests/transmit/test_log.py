@@ -267,6 +267,7 @@ def legacy_log(tmp_path: Path, count: int) -> None:
             serialization.NoEncryption(),
         )
     )
+    (tmp_path / "keys" / "log.pem").chmod(0o600)
     db = sqlite3.connect(tmp_path / "log.sqlite", isolation_level=None)
     db.executescript(LEGACY_SCHEMA)
     previous = transmit.log.GENESIS
