@@ -268,6 +268,7 @@ COMMAND_MODULES = (
     "edi.cli_delivery",
     "edi.cli_changes",
     "edi.cli_schedules",
+    "edi.cli_reconcile",
 )
 
 

@@ -27,11 +27,14 @@ from transmit.errors import (
 from transmit.log import DeliveryLog, LogEntry, VerifyReport
 from transmit.loopback import LoopbackServer, LoopbackSftpServer
 from transmit.pgp import (
+    DecryptionResult,
     EncryptionResult,
     EncryptionSpec,
     create_key,
+    decrypt_file,
     encrypt_file,
     export_public_key,
+    is_encrypted,
     sha256_file,
 )
 from transmit.retry import RetryPolicy
@@ -43,6 +46,7 @@ __all__ = [
     "Alerter",
     "AttemptRecord",
     "Channel",
+    "DecryptionResult",
     "DeliveryError",
     "DeliveryLog",
     "DeliveryResult",
@@ -68,9 +72,11 @@ __all__ = [
     "VerifyReport",
     "WebhookChannel",
     "create_key",
+    "decrypt_file",
     "deliver",
     "encrypt_file",
     "export_public_key",
+    "is_encrypted",
     "sha256_file",
     "temp_name",
 ]
