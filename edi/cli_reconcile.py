@@ -47,8 +47,8 @@ def _rows(result: Any, show_names: bool) -> list[dict[str, str]]:
             "detail": d.detail,
         }
         if show_names:
-            row["ours"] = d.ours or ""
-            row["carrier's"] = d.theirs or ""
+            row["plansource value"] = d.ours or ""
+            row["carrier value"] = d.theirs or ""
         rows.append(row)
     return rows
 
@@ -94,13 +94,19 @@ def _print_result(result: Any, rows: list[dict[str, str]]) -> None:
     if result.roster and result.roster.warnings:
         for warning in result.roster.warnings:
             cli.err.print(f"[yellow]roster warning:[/] {escape(warning)}", highlight=False)
-    if rows:
-        details = Table(title="Discrepancies")
-        for column in rows[0]:
-            details.add_column(column, overflow="fold")
-        for row in rows:
-            details.add_row(*(escape(value) for value in row.values()))
-        cli.out.print(details)
+    for row in rows:
+        ids = " ".join(
+            f"{name}={row[name]}"
+            for name in ("subscriber", "member id", "dependent", "coverage", "field")
+            if row[name]
+        ).replace("member id=", "member_id=")
+        text = (
+            f"{row['id']} {row['kind']} [{row['severity']}, {row['status']}] {ids}: {row['detail']}"
+        )
+        if row.get("plansource value") or row.get("carrier value"):
+            ours, theirs = row["plansource value"] or "-", row["carrier value"] or "-"
+            text += f" (PlanSource: {ours}; carrier: {theirs})"
+        cli.out.print(escape(text), soft_wrap=True, highlight=False)
 
 
 def reconcile_command(
