@@ -91,9 +91,6 @@ def _print_result(result: Any, rows: list[dict[str, str]]) -> None:
         f"open errors: {result.open_errors()}",
         highlight=False,
     )
-    if result.roster and result.roster.warnings:
-        for warning in result.roster.warnings:
-            cli.err.print(f"[yellow]roster warning:[/] {escape(warning)}", highlight=False)
     for row in rows:
         ids = " ".join(
             f"{name}={row[name]}"
@@ -134,6 +131,8 @@ def reconcile_command(
         source=source,
     )
     rows = _rows(result, show_names)
+    for warning in result.roster.warnings if result.roster else []:
+        cli.err.print(f"[yellow]roster warning:[/] {escape(warning)}", highlight=False)
     if html is not None:
         write_html(html, result, rows, show_names)
     if as_json:

@@ -21,6 +21,10 @@ def recon_home(edi_home: Path) -> Path:
 @pytest.fixture
 def our_file(recon_home: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """What we would send colonial: the full file at the as-of date (validated by generate)."""
+    return full_file(capsys, recon_home)
+
+
+def full_file(capsys: pytest.CaptureFixture[str], home: Path) -> Path:
     code, out, err = edi(
         capsys,
         "--now",
@@ -33,9 +37,9 @@ def our_file(recon_home: Path, capsys: pytest.CaptureFixture[str]) -> Path:
         "--as-of",
         AS_OF,
         "--out",
-        str(recon_home / "out"),
+        str(home / "out"),
         "--home",
-        str(recon_home),
+        str(home),
     )
     assert code == 0, err
     return Path(out.strip())
@@ -60,4 +64,4 @@ def reconcile(
     )
 
 
-__all__ = ["AS_OF", "NOW", "REPO", "reconcile"]
+__all__ = ["AS_OF", "NOW", "REPO", "full_file", "reconcile"]
