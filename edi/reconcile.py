@@ -623,53 +623,88 @@ class FamilyComparer:
 # The scratch store: both sides streamed in, merged in member-id order ------------------------
 
 
+PARALLEL_FROM_BYTES = 4 << 20  # rosters this large are read on the second core
+_TABLE = "CREATE TABLE {name} (member_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL)"
+
+
+def _private_db(path: Path, table: str) -> sqlite3.Connection:
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    db = sqlite3.connect(path)
+    db.executescript(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = FILE;"
+        + _TABLE.format(name=table)
+    )
+    return db
+
+
+def _load(db: sqlite3.Connection, table: str, rows: Iterable[tuple[str, bytes]]) -> int:
+    count = 0
+    batch: list[tuple[str, int, bytes]] = []
+    for member_id, blob in rows:
+        count += 1
+        batch.append((member_id, count, blob))
+        if len(batch) >= INSERT_BATCH:
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", batch)
+            batch.clear()
+    if batch:
+        db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", batch)
+    db.execute(f"CREATE INDEX {table}_member ON {table} (member_id, seq)")
+    db.commit()
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class RosterLoad:
+    count: int
+    report: RosterReport
+    failure: tuple[str, str, str, str] | None = None  # an EdiError: class, code, message, hint
+
+
+def load_roster(
+    db_path: Path, roster: Path, profile: CarrierProfile, report_format: str
+) -> RosterLoad:
+    """Reads the roster into its own scratch file (run in a child process for large rosters).
+    An EdiError comes back as `failure` (they do not pickle)."""
+    from edi.errors import EdiError
+    from edi.roster import read_roster
+
+    report = RosterReport(format=report_format)
+    db = _private_db(db_path, "theirs")
+    try:
+        members = read_roster(roster, profile, report)
+        count = _load(db, "theirs", ((m.member_id, encode_theirs(m)) for m in members))
+    except EdiError as error:
+        return RosterLoad(0, report, (type(error).__name__, error.code, error.message, error.hint))
+    finally:
+        db.close()
+    return RosterLoad(count, report)
+
+
 class Scratch:
-    """A throwaway SQLite database under state/ (it holds PHI: 0600, removed on close)."""
+    """Throwaway SQLite files under state/ (they hold PHI: 0600, removed on close): PlanSource's
+    side in one, the roster in another (written by a second process when large), merged by
+    member id."""
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / f".reconcile-{uuid.uuid4().hex}.sqlite"
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-        self.db = sqlite3.connect(self.path)
-        self.db.executescript(
-            """
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
-            PRAGMA temp_store = FILE;
-            CREATE TABLE ours (member_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL);
-            CREATE TABLE theirs (member_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL);
-            """
-        )
-
-    def _load(self, table: str, rows: Iterable[tuple[str, bytes]]) -> int:
-        count = 0
-        batch: list[tuple[str, int, bytes]] = []
-        for member_id, blob in rows:
-            count += 1
-            batch.append((member_id, count, blob))
-            if len(batch) >= INSERT_BATCH:
-                self.db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", batch)
-                batch.clear()
-        if batch:
-            self.db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", batch)
-        self.db.execute(f"CREATE INDEX {table}_member ON {table} (member_id, seq)")
-        self.db.commit()
-        return count
+        stem = f".reconcile-{uuid.uuid4().hex}"
+        self.path = state_dir / f"{stem}.sqlite"
+        self.theirs_path = state_dir / f"{stem}-roster.sqlite"
+        self.db = _private_db(self.path, "ours")
 
     def load_ours(self, members: Iterable[Member]) -> int:
-        return self._load("ours", ((m.member_id, encode_ours(m)) for m in members))
+        return _load(self.db, "ours", ((m.member_id, encode_ours(m)) for m in members))
 
-    def load_theirs(self, members: Iterable[RosterMember]) -> int:
-        return self._load("theirs", ((m.member_id, encode_theirs(m)) for m in members))
+    def attach_theirs(self) -> None:
+        self.db.execute("ATTACH DATABASE ? AS roster", (str(self.theirs_path),))
 
     def families(self) -> Iterator[tuple[str, list[OurMember], list[RosterMember]]]:
         """Every member id on either side, with both sides' members, in member-id order."""
         ours_cursor = self.db.cursor().execute(
-            "SELECT member_id, data FROM ours ORDER BY member_id, seq"
+            "SELECT member_id, data FROM main.ours ORDER BY member_id, seq"
         )
         theirs_cursor = self.db.cursor().execute(
-            "SELECT member_id, data FROM theirs ORDER BY member_id, seq"
+            "SELECT member_id, data FROM roster.theirs ORDER BY member_id, seq"
         )
         ours_groups = itertools.groupby(ours_cursor, key=lambda row: str(row[0]))
         theirs_groups = itertools.groupby(theirs_cursor, key=lambda row: str(row[0]))
@@ -696,27 +731,56 @@ class Scratch:
 
     def close(self) -> None:
         self.db.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        for path in (self.path, self.theirs_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _raise_child_error(failure: tuple[str, str, str, str]) -> None:
+    from edi import errors
+
+    name, code, message, hint = failure
+    cls = getattr(errors, name, errors.SourceDataError)
+    raise cls(code, message, hint=hint)
 
 
 def compare(
     ctx: CompareContext,
     ours: Iterable[Member],
-    theirs: Iterable[RosterMember],
+    roster: Path,
+    profile: CarrierProfile,
+    report_format: str,
     state_dir: Path,
-) -> tuple[list[Discrepancy], int, int]:
-    """All discrepancies, with the member counts of each side."""
+) -> tuple[list[Discrepancy], int, int, RosterReport]:
+    """All discrepancies, the member counts of each side, and what reading the roster found.
+    A large roster is read by a second process while this one maps PlanSource's side."""
     scratch = Scratch(state_dir)
     try:
-        our_count = scratch.load_ours(ours)
-        their_count = scratch.load_theirs(theirs)
+        if roster.stat().st_size >= PARALLEL_FROM_BYTES:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                reading = pool.submit(
+                    load_roster, scratch.theirs_path, roster, profile, report_format
+                )
+                try:
+                    our_count = scratch.load_ours(ours)
+                finally:
+                    loaded = reading.result()
+        else:
+            our_count = scratch.load_ours(ours)
+            loaded = load_roster(scratch.theirs_path, roster, profile, report_format)
+        if loaded.failure is not None:
+            _raise_child_error(loaded.failure)
+        scratch.attach_theirs()
         comparer = FamilyComparer(ctx)
         found: dict[str, Discrepancy] = {}
         for member_id, our_family, their_family in scratch.families():
             for discrepancy in comparer.family(member_id, our_family, their_family):
                 found.setdefault(discrepancy.id, discrepancy)
-        return list(found.values()), our_count, their_count
+        return list(found.values()), our_count, loaded.count, loaded.report
     finally:
         scratch.close()
 
@@ -836,7 +900,7 @@ def run_reconciliation(
     from edi.pipeline import actor, resolve_source
     from edi.plansource.export import read_export
     from edi.profiles import load_profile
-    from edi.roster import read_roster, roster_format
+    from edi.roster import roster_format
 
     if not roster.is_file():
         raise UsageError("file-missing", f"{roster} does not exist")
@@ -866,14 +930,13 @@ def run_reconciliation(
 
                 raise SourceDataError(error.code, error.message, hint=error.hint) from error
             plain = decrypted
-        report = RosterReport(format=roster_format(profile, plain))
         mapping = MappingReport()
         source_dir, _ = resolve_source(workspace, source)
         ctx = context_for(profile, effective)
         with read_export(source_dir, claims=profile.claims_code) as data:
             ours = map_members(MappingContext(profile, effective, "full"), data.groups(), mapping)
-            found, ours_count, theirs_count = compare(
-                ctx, ours, read_roster(plain, profile, report), state
+            found, ours_count, theirs_count, report = compare(
+                ctx, ours, plain, profile, roster_format(profile, plain), state
             )
     finally:
         if decrypted is not None:

@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from edi.errors import ConfigError, SourceDataError, ValidationFailed
@@ -87,6 +88,7 @@ class RosterReport:
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
 
+@lru_cache(maxsize=65536)
 def norm_text(value: str | None) -> str:
     """Upper-case letters and digits only, accents folded: what survives any X12 cleaning."""
     if not value:
@@ -113,15 +115,24 @@ def norm_zip(value: str | None) -> str:
 # 834 rosters ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)
+def parse_d8(text: str) -> date | None:
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
 def _d8(
     value: str, qualifier: str, report: RosterReport, where: str, last: bool = False
 ) -> date | None:
     text = value.split("-")[-1 if last else 0] if qualifier == "RD8" else value
-    try:
-        return datetime.strptime(text, "%Y%m%d").date()
-    except ValueError:
+    day = parse_d8(text)
+    if day is None:
         report.warn(f"{where}: unreadable date; ignored")
-        return None
+    return day
 
 
 def _element(seg: list[str], position: int) -> str:

@@ -208,3 +208,24 @@ def test_usage_errors(recon_home: Path, capsys: pytest.CaptureFixture[str], tmp_
         capsys, "discrepancies", "list", "--status", "bogus", "--home", str(recon_home)
     )
     assert code == 2
+
+
+def test_a_large_roster_is_read_by_a_second_process(
+    recon_home: Path,
+    our_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from edi import reconcile as module
+
+    monkeypatch.setattr(module, "PARALLEL_FROM_BYTES", 0)
+    planted = roster_from(our_file, recon_home / "in" / "planted.834", plant_one_per_kind)
+    code, out, _ = reconcile(capsys, recon_home, planted, "--json")
+    assert code == 1
+    assert found_keys(json.loads(out)) == EXPECTED
+    not_834 = tmp_path / "ack.999"
+    not_834.write_text(planted.read_text().replace("ST*834*", "ST*999*"))
+    code, _, err = reconcile(capsys, recon_home, not_834)
+    assert code == 1 and "roster-not-834" in err
+    assert not list((recon_home / "state").glob(".reconcile-*"))
