@@ -123,9 +123,12 @@ def timed_reconcile(home: Path, roster: Path, source: Path) -> dict[str, Any]:
         "t = time.perf_counter()\n"
         "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
         "s = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(json.dumps({'s': s, 'rss': rss, 'code': done.returncode, 'out': done.stdout,"
-        " 'err': done.stderr[-2000:]}))\n"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "rss = usage.ru_maxrss / 1024\n"
+        "cpu = usage.ru_utime + usage.ru_stime\n"
+        "load = open('/proc/loadavg').read().split()[0]\n"
+        "print(json.dumps({'s': s, 'rss': rss, 'cpu': cpu, 'load': load,"
+        " 'code': done.returncode, 'out': done.stdout, 'err': done.stderr[-2000:]}))\n"
     )
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     probe = subprocess.run(
@@ -141,6 +144,10 @@ def timed_reconcile(home: Path, roster: Path, source: Path) -> dict[str, Any]:
     report = json.loads(measured["out"])
     return {
         "reconcile_s": round(measured["s"], 2),
+        # CPU seconds of both processes together (the roster reader runs on the second core):
+        # the wall time on a machine shared with other work is larger, the load average says how.
+        "reconcile_cpu_s": round(measured["cpu"], 2),
+        "load_average_after": float(measured["load"]),
         "peak_rss_mb": round(measured["rss"], 1),
         "exit_code": measured["code"],
         "summary": report["summary"],
