@@ -43,6 +43,8 @@ def test_csv_census_round_trip(
     def edit(rows: list[dict[str, str]]) -> None:
         row = next(r for r in rows if r["Member ID"] == "AW1112")
         row["Tier"] = "Employee + Spouse"  # a PlanSource-style name, mapped through the profile
+        row = next(r for r in rows if r["Member ID"] == "AW1145")
+        row["Tier"] = "Employee Only"  # the same tier (EMP) by name: no discrepancy
         row = next(r for r in rows if r["Member ID"] == "AW1134")
         row["Effective"] = "02/01/2026"
         rows.remove(next(r for r in rows if r["Member ID"] == "AW1139"))
