@@ -137,3 +137,46 @@ def test_roster_fetch_needs_a_roster_table(
 ) -> None:
     code, _, err = edi(capsys, "roster", "fetch", "--carrier", "colonial", "--home", str(live_home))
     assert code == 2 and "profile-no-roster" in err
+
+
+def test_scheduler_fetches_and_reconciles_when_a_schedule_says_so(
+    live_home: Path,
+    sshd: Sshd,
+    carrier_key: CarrierKey,
+    smtp_server: SmtpServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import UTC, datetime
+
+    from edi.scheduler import checks
+    from edi.schedules import load_schedules
+
+    outbound = sshd.facts.root / "outbound"
+    outbound.mkdir()
+    with_roster_folder(live_home, outbound)
+    (live_home / "schedules").mkdir()
+    (live_home / "schedules" / "colonial-weekly.toml").write_text(
+        'carrier = "colonial"\ncron = "0 2 * * 1"\nreconcile = true\n'
+    )
+    ours = full_file(capsys, live_home)
+    plain = roster_from(ours, live_home / "in" / "ACME_roster_1.834", plant_one_per_kind)
+    shutil.copyfile(
+        encrypt_to_workspace(Workspace.open(live_home), carrier_key, plain),
+        outbound / "ACME_roster_1.834.pgp",
+    )
+    workspace = Workspace.open(live_home)
+    moment = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    checks(workspace, load_schedules(workspace), lambda: moment)
+    entries = [e for e in log_entries(capsys, live_home) if e["event"] == "reconciliation"]
+    assert len(entries) == 1
+    assert entries[0]["actor"]["schedule_id"] == "colonial-weekly"
+    assert entries[0]["new"] == len(EXPECTED)
+    checks(workspace, load_schedules(workspace), lambda: moment)  # nothing new: nothing logged
+    assert len([e for e in log_entries(capsys, live_home) if e["event"] == "reconciliation"]) == 1
+
+    # the carrier's folder is gone: the failed fetch is logged and alerted, not raised
+    shutil.rmtree(outbound)
+    checks(workspace, load_schedules(workspace), lambda: moment)
+    failed = [e for e in log_entries(capsys, live_home) if e["event"] == "roster-fetch-failed"]
+    assert len(failed) == 1 and failed[0]["outcome"] == "failed"
+    assert any("roster-fetch-failed" in m["Subject"] for m in smtp_server.messages)
