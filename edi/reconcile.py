@@ -1079,7 +1079,18 @@ def fetch_rosters(
                 schedule_id=schedule_id,
             )
         except EdiError as error:
+            # Logged and alerted once; the roster stays archived for `edi reconcile` by hand.
+            from edi.pipeline import record_failure
+
             item.error = f"[{error.code}] {error.message}"
+            record_failure(
+                workspace,
+                carrier,
+                error,
+                kind="reconciliation-failed",
+                now=now,
+                schedule_id=schedule_id,
+            )
         store.record_fetch(
             carrier,
             remote.name,

@@ -180,3 +180,23 @@ def test_scheduler_fetches_and_reconciles_when_a_schedule_says_so(
     failed = [e for e in log_entries(capsys, live_home) if e["event"] == "roster-fetch-failed"]
     assert len(failed) == 1 and failed[0]["outcome"] == "failed"
     assert any("roster-fetch-failed" in m["Subject"] for m in smtp_server.messages)
+
+
+def test_a_roster_that_cannot_be_read_is_logged_alerted_and_kept(
+    live_home: Path, sshd: Sshd, smtp_server: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outbound = sshd.facts.root / "outbound"
+    outbound.mkdir()
+    with_roster_folder(live_home, outbound)
+    (outbound / "ACME_roster_bad.834").write_text("ISA*this is not an interchange~")
+    args = ["roster", "fetch", "--carrier", "colonial", "--json", "--home", str(live_home)]
+    code, out, _ = edi(capsys, *args)
+    assert code == 1
+    fetched = json.loads(out)
+    assert "x12-not-interchange" in fetched[0]["error"]
+    assert Path(fetched[0]["archived"]).is_file()
+    failed = [e for e in log_entries(capsys, live_home) if e["event"] == "reconciliation-failed"]
+    assert len(failed) == 1
+    assert any("reconciliation-failed" in m["Subject"] for m in smtp_server.messages)
+    code, out, _ = edi(capsys, *args)
+    assert code == 0 and json.loads(out) == []  # not fetched (nor alerted) again
