@@ -157,15 +157,21 @@ def discrepancies_list(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"Discrepancies ({status})")
-    columns = ("id", "carrier", "kind", "severity", "status", "subscriber_id", "dependent_id")
-    for column in (*columns, "coverage_id", "field", "last_seen"):
-        table.add_column(column.replace("_id", ""), overflow="fold")
+    cli = _cli()
+    if not rows:
+        cli.err.print(f"no {status} discrepancies" if status != "all" else "no discrepancies")
     for row in rows:
-        table.add_row(
-            *(escape(str(row[c] or "")) for c in (*columns, "coverage_id", "field", "last_seen"))
+        ids = " ".join(
+            f"{name}={row[name]}"
+            for name in ("subscriber_id", "member_id", "dependent_id", "coverage_id", "field")
+            if row[name]
         )
-    _cli().out.print(table)
+        seen = str(row["last_seen"] or "")[:19]
+        text = (
+            f"{row['id']} {row['carrier']} {row['kind']} [{row['severity']}, {row['status']}] "
+            f"{ids} last seen {seen}: {row['detail'] or ''}"
+        )
+        cli.out.print(escape(text), soft_wrap=True, highlight=False)
 
 
 @discrepancies_app.command("show")

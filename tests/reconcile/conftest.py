@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.servers import CarrierKey, make_carrier_key
 from tests.support.workspace import REPO, SAMPLES, edi
 
 NOW = "2026-11-24T02:00:00+00:00"
 AS_OF = "2026-11-24"
+
+
+@pytest.fixture
+def short_base() -> Iterator[Path]:
+    """gpg-agent's socket lives in the GnuPG home and its path must stay under ~108 characters:
+    pytest's tmp_path under xdist is too long for `state/gnupg` inside a workspace."""
+    base = Path(tempfile.mkdtemp(prefix="edi-rc-", dir="/tmp"))
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def edi_home(short_base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared fixture's workspace, at a short path (see short_base)."""
+    home = short_base / "ws"
+    shutil.copytree(REPO / "carriers", home / "carriers")
+    monkeypatch.setenv("EDI_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def carrier_key(short_base: Path) -> CarrierKey:
+    return make_carrier_key(short_base, "carrier")
 
 
 @pytest.fixture

@@ -110,6 +110,9 @@ def test_ids_are_stable_and_last_seen_moves(
         "2026-11-25"
     )
     assert shown["status"] == "open" and len(shown["notes"]) == 1
+    code, out, _ = edi(capsys, "discrepancies", "list", "--home", str(recon_home))
+    assert code == 0 and len(out.splitlines()) == len(EXPECTED)
+    assert all(i in out for i in first_ids) and "PLANTEDNAME" not in out
 
 
 def test_ignored_stays_ignored_and_resolved_reopens(
