@@ -189,7 +189,13 @@ def main() -> None:
     args = parser.parse_args()
     scratch = args.scratch.resolve()
     scratch.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": []}
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count()},
+        "note": "reconcile_s is wall time of `edi reconcile` on this machine as shared at the "
+        "time (see load_average_after); reconcile_cpu_s is the CPU of both of its processes "
+        "together, an upper bound of its wall time on two otherwise idle cores",
+        "sizes": [],
+    }
     sizes = [args.small, args.employees] if args.small else [args.employees]
     for employees in sizes:
         measured = one_size(employees, scratch)
