@@ -91,6 +91,13 @@ def _print_result(result: Any, rows: list[dict[str, str]]) -> None:
         f"open errors: {result.open_errors()}",
         highlight=False,
     )
+    held = result.mapping.quarantined if result.mapping else []
+    if held:
+        cli.err.print(
+            f"[yellow]{len(held)} PlanSource subscriber(s) held (quarantined)[/]: not on "
+            "PlanSource's side, so the carrier's records of them show as unexpected",
+            highlight=False,
+        )
     for row in rows:
         ids = " ".join(
             f"{name}={row[name]}"

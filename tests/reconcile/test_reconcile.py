@@ -232,3 +232,28 @@ def test_a_large_roster_is_read_by_a_second_process(
     code, _, err = reconcile(capsys, recon_home, not_834)
     assert code == 1 and "roster-not-834" in err
     assert not list((recon_home / "state").glob(".reconcile-*"))
+
+
+def test_held_subscribers_are_named_as_held(
+    edi_home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.reconcile.conftest import full_file
+    from tests.support.workspace import ExportBuilder
+
+    profile = edi_home / "carriers" / "colonial.toml"
+    profile.write_text(
+        profile.read_text().replace(
+            "send_contact = true\n", 'send_contact = true\non_bad_record = "quarantine"\n'
+        )
+    )
+    export = ExportBuilder(tmp_path / "export")
+    export.subscriber(1)
+    export.coverage(10, 1, "colonial_accident_1")
+    export.subscriber(2)
+    export.coverage(11, 2, "colonial_pet_insurance_0")  # claimed, no [plans] entry: held
+    (edi_home / "edi.toml").write_text(f'source = "{export.write()}"\n')
+    ours = full_file(capsys, edi_home)
+    roster = valid_roster(roster_from(ours, edi_home / "in" / "roster.834"))
+    code, _, err = reconcile(capsys, edi_home, roster)
+    assert code == 0, err
+    assert "1 PlanSource subscriber(s) held" in err
