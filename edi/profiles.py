@@ -258,6 +258,46 @@ class Rules(StrictModel):
         return value
 
 
+class RosterCsv(StrictModel):
+    """A carrier's census spreadsheet: which column holds what (header names), one row per
+    member and coverage line. Optional columns (ssn, address) are compared only when named."""
+
+    member_id: str
+    relationship: str
+    first_name: str
+    last_name: str
+    birthdate: str
+    gender: str | None = None
+    plan_code: str
+    coverage_level: str | None = None
+    effective_date: str
+    termination_date: str | None = None
+    ssn: str | None = None
+    address_1: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    date_format: str = "%Y-%m-%d"
+    delimiter: Separator = ","
+    encoding: str = "utf-8-sig"
+    # The carrier's relationship values → INS02 (default: INS02 codes, "employee"/"self" → 18,
+    # then the profile's own [members.relationships]).
+    relationships: dict[str, RelationshipCode] = Field(default_factory=dict)
+
+
+class Roster(StrictModel):
+    """Reconciliation: where the carrier's rosters come from and how to read them."""
+
+    format: Literal["834", "csv"] = "834"
+    remote_dir: str = "/outbound"
+    pattern: str = "*roster*"
+    delete_after_fetch: bool = False
+    passphrase_env: str | None = None
+    # Severity per kind, or per `demographic-mismatch:FIELD`; the rest use the built-in defaults.
+    severity: dict[str, Severity] = Field(default_factory=dict)
+    csv: RosterCsv | None = None
+
+
 class CarrierProfile(StrictModel):
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")]
     display_name: str
@@ -281,6 +321,7 @@ class CarrierProfile(StrictModel):
     delivery: dict[str, object] | None = None
     changes: dict[str, object] | None = None
     acks: dict[str, object] | None = None
+    roster: Roster | None = None
 
     @model_validator(mode="after")
     def _plans_are_claimed(self) -> CarrierProfile:

@@ -44,6 +44,29 @@ def checks(workspace: Workspace, schedules: list[Schedule], now: Callable[[], da
     for schedule in schedules:
         if schedule.enabled and schedule.ack_window is not None:
             overdue_acks(workspace, schedule.carrier, schedule.ack_window, moment)
+    for schedule in schedules:
+        if schedule.enabled and schedule.reconcile:
+            reconcile_rosters(workspace, schedule, moment)
+
+
+def reconcile_rosters(workspace: Workspace, schedule: Schedule, moment: datetime) -> None:
+    """New rosters are fetched and reconciled (each logged, new discrepancies alerted); a fetch
+    that fails is logged and alerted too, and never stops the other checks."""
+    from edi.pipeline import record_failure
+    from edi.reconcile import fetch_rosters
+
+    try:
+        fetch_rosters(workspace, schedule.carrier, now=moment, schedule_id=schedule.id)
+    except EdiError as error:
+        log.warning("schedule %s: roster fetch failed: %s", schedule.id, error.code)
+        record_failure(
+            workspace,
+            schedule.carrier,
+            error,
+            kind="roster-fetch-failed",
+            now=moment,
+            schedule_id=schedule.id,
+        )
 
 
 def run_scheduled(run_job: RunJob, workspace: Workspace, schedule: Schedule) -> None:

@@ -53,6 +53,8 @@ class Schedule(StrictModel):
     expected_ack_within: str | None = None
     # A run counts as missed when no delivery is logged this long after its due time.
     run_deadline: str = "2h"
+    # Fetch the carrier's new rosters ([roster] in the profile) and reconcile them, at each check.
+    reconcile: bool = False
     enabled: bool = True
     id: str = Field("", exclude=True)
 

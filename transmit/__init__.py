@@ -34,11 +34,14 @@ from transmit.log import (
 )
 from transmit.loopback import LoopbackServer, LoopbackSftpServer
 from transmit.pgp import (
+    DecryptionResult,
     EncryptionResult,
     EncryptionSpec,
     create_key,
+    decrypt_file,
     encrypt_file,
     export_public_key,
+    is_encrypted,
     sha256_file,
     stop_gpg_agent,
 )
@@ -52,6 +55,7 @@ __all__ = [
     "AttemptRecord",
     "Channel",
     "Checkpoint",
+    "DecryptionResult",
     "DeliveryError",
     "DeliveryLog",
     "DeliveryResult",
@@ -77,9 +81,11 @@ __all__ = [
     "VerifyReport",
     "WebhookChannel",
     "create_key",
+    "decrypt_file",
     "deliver",
     "encrypt_file",
     "export_public_key",
+    "is_encrypted",
     "load_public_key",
     "parse_head",
     "sha256_file",

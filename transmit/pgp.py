@@ -212,3 +212,62 @@ def stop_gpg_agent(gnupg_dir: Path) -> None:
             timeout=30,
             check=False,
         )
+
+
+_SESSION_KEY_PACKET_TAGS = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C, 0x8D, 0x8E, 0x8F, 0xC1, 0xC3})
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptionResult:
+    path: Path
+    ciphertext_sha256: str
+    plaintext_sha256: str
+
+
+def is_encrypted(path: Path) -> bool:
+    """An OpenPGP message: ASCII armor, or a binary message starting with a session-key packet
+    (public-key or symmetric, old or new packet format)."""
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    if head.lstrip().startswith(b"-----BEGIN PGP MESSAGE"):
+        return True
+    return bool(head) and head[0] in _SESSION_KEY_PACKET_TAGS
+
+
+def decrypt_file(
+    src: Path, dst: Path, gnupg_dir: Path, *, passphrase: str | None = None
+) -> DecryptionResult:
+    """Decrypts src with a secret key in gnupg_dir (the workspace's own) to dst (0600, temp
+    name then rename). The passphrase, if any, goes to gpg on a pipe, never on its argv."""
+    gnupg_home(gnupg_dir)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = dst.with_name(f".{dst.name}.part")
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    os.close(os.open(partial, os.O_CREAT | os.O_WRONLY, 0o600))
+    try:
+        done = subprocess.run(
+            [
+                "gpg",
+                *("--homedir", str(gnupg_dir), "--batch", "--yes", "--quiet"),
+                *("--pinentry-mode", "loopback", "--passphrase-fd", "0"),
+                *("--output", str(partial), "--decrypt", str(src)),
+            ],
+            input=(passphrase or "").encode(),
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+            raise EncryptionError(
+                "pgp-decrypt-failed",
+                f"gpg could not decrypt {src.name} (exit {done.returncode}): {last}",
+                hint="The file must be encrypted to the workspace's own key (its GnuPG home).",
+            )
+        os.chmod(partial, 0o600)
+        partial.replace(dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return DecryptionResult(dst, sha256_file(src), sha256_file(dst))
