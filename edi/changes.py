@@ -116,11 +116,20 @@ class ChangeSet:
 
 
 def _line_differs(now: CoverageLine, then: CoverageLine) -> bool:
-    return (now.plan_code, now.insurance_line, now.level, now.begin, now.premium, now.refs) != (
+    return (
+        now.plan_code,
+        now.insurance_line,
+        now.level,
+        now.begin,
+        now.changed,
+        now.premium,
+        now.refs,
+    ) != (
         then.plan_code,
         then.insurance_line,
         then.level,
         then.begin,
+        then.changed,
         then.premium,
         then.refs,
     )
@@ -170,6 +179,9 @@ def _changed_lines(ctx: DiffContext, now: Member, then: Member) -> tuple[list[Co
                 out.append(replace(line, maintenance="001"))
         elif old is not None and is_active(old):
             out.append(line)
+    # A member PlanSource ended without listing their lines (a dependent no coverage lists any
+    # more) ends them on PlanSource's date and reason; others on the disappearance defaults.
+    own_end = dict(now.dates).get("357") if now.maintenance == "024" else None
     for vanished in before.values():
         if is_active(vanished):
             out.append(
@@ -177,8 +189,8 @@ def _changed_lines(ctx: DiffContext, now: Member, then: Member) -> tuple[list[Co
                     vanished,
                     status="terminated",
                     maintenance="024",
-                    end=ctx.disappearance_end,
-                    reason=ctx.config.disappearance_reason,
+                    end=own_end or ctx.disappearance_end,
+                    reason=(now.reason if own_end else None) or ctx.config.disappearance_reason,
                 )
             )
     return out, reinstated

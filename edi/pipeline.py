@@ -91,7 +91,10 @@ class GeneratedFile:
             "declines_sent": r.declines_sent,
             "future_coverages": r.future_coverages,
             "test_employees_skipped": r.test_employees_skipped,
+            "history_skipped": r.history_skipped,
+            "dependent_terminations": r.dependent_terminations,
             "quarantined": list(r.quarantined),
+            "findings": [finding.as_dict() for finding in r.findings],
             "segments": self.se01,
             "sample_data": self.sample_data,
             "valid": self.validation.valid,
@@ -227,7 +230,9 @@ def generate(
             groups = tracked(data.groups(), len(data), progress)
             mapping_type: FileType = "audit" if chosen == "audit" else "full"
             members: Iterable[Member] = map_members(
-                MappingContext(profile, effective, mapping_type), groups, report
+                MappingContext(profile, effective, mapping_type, first_file=not has_baseline),
+                groups,
+                report,
             )
             if proposal is not None:
                 members = proposal.tee(members)
@@ -242,6 +247,7 @@ def generate(
                 now=now,
                 before_envelope=guard,
             )
+        report.findings.extend(body.findings)
         if proposal is not None:
             proposal.finish(fingerprint)
             proposal = None
@@ -711,7 +717,8 @@ def preview(
             has_baseline,
         )
         with read_export(source_dir, claims=profile.claims_code) as data:
-            mapped = map_members(MappingContext(profile, effective), data.groups(), MappingReport())
+            context = MappingContext(profile, effective, first_file=not has_baseline)
+            mapped = map_members(context, data.groups(), MappingReport())
             for _ in differ.members(mapped):
                 pass
     finally:

@@ -125,6 +125,8 @@ class Subscriber(PlanSourceRecord):
         "termination_date": _date_or_text,
         "benefits_start_date": _date_or_text,
         "benefits_end_date": _date_or_text,
+        "retirement_date": _date_or_text,
+        "date_of_death": _date_or_text,
         "test_employee": _flag,
     }
 
@@ -156,12 +158,16 @@ class Subscriber(PlanSourceRecord):
     location: str = ""
     org_payroll_id: str = ""
     test_employee: bool = False
+    # Not in every PlanSource client's export; read when present (plansource.md).
+    retirement_date: Day | None = None
+    date_of_death: Day | None = None
 
 
 class Dependent(PlanSourceRecord):
     _lenient: ClassVar[dict[str, Callable[[str], Any]]] = {
         "birthdate": _date_or_text,
         "termination_date": _date_or_text,
+        "date_of_death": _date_or_text,
     }
 
     subscriber_id: RecordId
@@ -174,6 +180,7 @@ class Dependent(PlanSourceRecord):
     relationship_code: str
     termination_date: Day | None = None
     termination_reason: str = ""
+    date_of_death: Day | None = None  # optional; else a death reason's termination_date
 
 
 class Coverage(PlanSourceRecord):
