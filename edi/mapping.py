@@ -91,6 +91,14 @@ def member_identifier(profile: CarrierProfile, subscriber: Subscriber) -> str:
     return value
 
 
+def benefit_begin(profile: CarrierProfile, coverage: Coverage) -> date | None:
+    """DTP*348: the original effective date (a later change is DTP*303), unless the profile
+    asks for the change date."""
+    if profile.members.benefit_begin == "change_effective_date":
+        return coverage.effective_date
+    return coverage.original_effective_date or coverage.change_effective_date
+
+
 def _line(
     ctx: MappingContext, coverage: Coverage, status: str, end: date | None, reason: str | None
 ) -> CoverageLine:
@@ -119,11 +127,9 @@ def _line(
         maintenance = "001"
     if ctx.file_type == "audit" and maintenance in ("021", "001"):
         maintenance = "030"
-    begin, changed = coverage.effective_date, None
-    if profile.members.benefit_begin == "original_effective_date":
-        begin = coverage.original_effective_date or coverage.change_effective_date
-        if coverage.change_effective_date and begin and coverage.change_effective_date > begin:
-            changed = coverage.change_effective_date
+    begin, changed = benefit_begin(profile, coverage), None
+    if coverage.change_effective_date and begin and coverage.change_effective_date > begin:
+        changed = coverage.change_effective_date
     return CoverageLine(
         coverage_id=coverage.id,
         lookup_code=coverage.benefit_lookup_code,
@@ -184,7 +190,9 @@ def _election_lines(
             return []
         reason = ctx.profile.termination_reasons.code_for(coverage.termination_reason)
         return [_line(ctx, coverage, "terminated", end, reason)]
-    if coverage.effective_date > ctx.as_of:
+    # Future by its benefit begin: a coverage in force with a future-dated change is active.
+    starts = benefit_begin(ctx.profile, coverage)
+    if starts is not None and starts > ctx.as_of:
         if not ctx.profile.members.send_future_coverages:
             return []
         report.future_coverages += 1

@@ -104,6 +104,30 @@ def test_profile_may_ask_for_the_change_date_as_benefit_begin(
     assert accident["348"] == "20260601" and "303" not in accident
 
 
+def test_coverage_in_force_with_a_future_change_is_active(
+    workspace: Workspace, export: ExportBuilder
+) -> None:
+    path = workspace.carriers_dir / "colonial.toml"
+    text = path.read_text()
+    assert "send_future_coverages = true" in text
+    path.write_text(text.replace("send_future_coverages = true", "send_future_coverages = false"))
+    export.subscriber(1)
+    export.coverage(10, 1, "colonial_accident_1", change_effective_date="2027/01/01")
+    export.coverage(
+        11,
+        1,
+        "colonial_cancer_0",
+        original_effective_date="2027/01/01",
+        change_effective_date="2027/01/01",
+    )
+    result, segs = run(workspace, export)
+    lines = hd_lines(loop_for(segs, "E1"))
+    assert [(h["HD04"], h["HD01"], h["348"], h["303"]) for h in lines] == [
+        ("ACCIDENT-1", "021", "20260101", "20270101")
+    ]
+    assert result.report.future_coverages == 0
+
+
 # Premium ---------------------------------------------------------------------------------------
 
 
@@ -368,6 +392,22 @@ def test_no_termination_when_the_subscriber_is_not_covered_at_the_carrier(
     export.coverage(12, 2, "unum_group_accident_employee")
     segs = build(workspace, export)
     assert all(["REF", "0F", "E2"] not in loop for loop in member_loops(segs))
+    # At Unum, which sends decline records: a decline alone is not being covered.
+    export.subscriber(3, ssn="912000003")
+    export.dependent(40, 3, "spouse", termination_date="2026/10/15", termination_reason="Divorce")
+    export.coverage(
+        13,
+        3,
+        "unum_vwb_std_employee",
+        plan_name="Decline",
+        coverage_level="Decline",
+        termination_date="2026/01/01",
+        termination_reason=WAIVED,
+    )
+    unum = build(workspace, export, "unum")
+    assert [loop[0][2] for loop in member_loops(unum) if ["REF", "0F", "912000003"] in loop] == [
+        "18"
+    ]
 
 
 def test_change_file_ends_the_unlisted_dependents_lines_on_plansource_dates(
