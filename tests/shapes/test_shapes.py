@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.support.workspace import (
     ExportBuilder,
     assert_valid_834,
     dates,
+    edi,
     hd_lines,
     loop_for,
     member_loops,
@@ -447,3 +449,26 @@ def test_unknown_option_value_is_a_config_error(workspace: Workspace) -> None:
     set_option(workspace, "colonial", "", 'premium_on = "everyone"')
     with pytest.raises(ConfigError, match="premium_on"):
         load_profile(workspace, "colonial")
+
+
+def test_cli_lists_warnings_by_code_and_id_without_phi(
+    edi_home: Path, export: ExportBuilder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    last = "Vandenberghe" + "-Abcdefgh" * 6
+    for sid in (1, 2):
+        export.subscriber(sid, last_name=last)
+        export.coverage(sid * 10, sid, "colonial_accident_1")
+    args = ("generate", "-c", "colonial", "--source", str(export.write()), "--as-of", "2026-11-24")
+    code, stdout, stderr = edi(capsys, *args)
+    assert code == 0, stderr
+    assert_valid_834(Path(stdout.strip().splitlines()[-1]))
+    shown = " ".join(stderr.split())  # however the console wraps it
+    assert "value-truncated (2100A/NM103) x2: subscriber id=1, subscriber id=2" in shown
+    assert "VANDENBERGHE" not in (stdout + stderr).upper()
+    code, stdout, _ = edi(capsys, *args, "--json")
+    findings = json.loads(stdout)["findings"]
+    assert [(f["code"], f["subscriber_id"]) for f in findings] == [
+        ("value-truncated", "1"),
+        ("value-truncated", "2"),
+    ]
+    assert "VANDENBERGHE" not in stdout.upper()
