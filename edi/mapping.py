@@ -278,15 +278,15 @@ def death_date(profile: CarrierProfile, record: Subscriber | Dependent) -> date 
     return None
 
 
-def _retired(profile: CarrierProfile, subscriber: Subscriber) -> bool:
-    """PlanSource says so: an employment status the profile maps to RT, a retirement date, or
-    a termination reason the profile maps to retirement (INS04 04)."""
+def _retired(profile: CarrierProfile, subscriber: Subscriber, as_of: date) -> bool:
+    """PlanSource says so: an employment status the profile maps to RT, a retirement date that
+    has come, or a termination reason the profile maps to retirement (INS04 04)."""
     status = profile.members.employment_code(
         subscriber.employment_status, subscriber.employment_level
     )
     return (
         status == RETIRED
-        or subscriber.retirement_date is not None
+        or (subscriber.retirement_date is not None and subscriber.retirement_date <= as_of)
         or _stated_reason(profile, subscriber.termination_reason_id) == RETIREMENT
     )
 
@@ -312,7 +312,7 @@ def _subscriber_member(
     )
     if employment_ended:
         status = "TE"
-    if _retired(profile, subscriber):
+    if _retired(profile, subscriber, ctx.as_of):
         status = RETIRED
         retired_on = subscriber.retirement_date or subscriber.termination_date
         if retired_on is not None:

@@ -218,7 +218,7 @@ def test_retiree_is_rt_with_retirement_date(workspace: Workspace, export: Export
     )
     export.subscriber(3, employment_status="Retired")  # no date PlanSource could give
     export.coverage(12, 3, "colonial_accident_1")
-    export.subscriber(4)  # an active employee is not a retiree
+    export.subscriber(4, retirement_date="2027/03/31")  # not retired yet
     export.coverage(13, 4, "colonial_accident_1")
     result, segs = run(workspace, export)
     continuing = loop_for(segs, "E1")
