@@ -350,12 +350,9 @@ def _dependent_lines(
     lines: list[tuple[Coverage, CoverageLine]],
     report: MappingReport,
 ) -> list[CoverageLine]:
-    """The subscriber's lines that list this dependent, ended where the dependent's cover ended.
-    The premium is the subscriber's to pay: it stays on their loop unless the profile says
-    `premium_on = "every_member"`."""
+    """The subscriber's lines that list this dependent, ended where the dependent's cover
+    ended (`lines` as dependents see them: see `_as_dependents_see`)."""
     mine = [line for coverage, line in lines if dependent.id in coverage.dependent_ids]
-    if ctx.profile.premium_on == "subscriber":
-        mine = [replace(line, premium=None) if line.premium is not None else line for line in mine]
     if dependent.termination_date is None:
         return mine
     end = last_covered_day(ctx.profile, dependent.termination_date)
@@ -431,6 +428,20 @@ def _unlisted_termination(
     return True
 
 
+def _as_dependents_see(
+    ctx: MappingContext, lines: list[tuple[Coverage, CoverageLine]]
+) -> list[tuple[Coverage, CoverageLine]]:
+    """The premium is the subscriber's to pay: it stays on their loop (once per coverage)
+    unless the profile says `premium_on = "every_member"`."""
+    if ctx.profile.premium_on == "every_member":
+        return lines
+    return [
+        (coverage, replace(line, premium=None) if line.premium is not None else line)
+        for coverage, line in lines
+        if coverage.dependent_ids
+    ]
+
+
 def map_subscriber(
     ctx: MappingContext, records: SubscriberRecords, report: MappingReport
 ) -> list[Member]:
@@ -451,8 +462,9 @@ def map_subscriber(
         if ctx.profile.claims_code(coverage.benefit_lookup_code)
         for dependent_id in coverage.dependent_ids
     }
+    seen_by_dependents = _as_dependents_see(ctx, lines) if records.dependents else []
     for dependent in records.dependents:
-        dependent_lines = _dependent_lines(ctx, dependent, lines, report)
+        dependent_lines = _dependent_lines(ctx, dependent, seen_by_dependents, report)
         if dependent_lines or _unlisted_termination(
             ctx, dependent, dependent.id in listed, subscriber_lines, report
         ):
