@@ -153,14 +153,15 @@ class SegmentSink:
             return value
         if spec.data_type == "AN":
             cleaned = self.text(value)
-            if untransliterated_letters(value):
+            if not value.isascii() and untransliterated_letters(value):
                 self.note(
                     "text-not-transliterated",
                     f"{loop}/{spec.ref}",
                     f"{spec.ref} has letters of a script X12 cannot carry; they were left out",
                 )
-            value = cleaned[: spec.max_len].rstrip()
+            value = cleaned
             if len(cleaned) > spec.max_len:
+                value = cleaned[: spec.max_len].rstrip()
                 self.note(
                     "value-truncated",
                     f"{loop}/{spec.ref}",
