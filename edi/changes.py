@@ -269,6 +269,26 @@ def disappeared(ctx: DiffContext, then: Member) -> MemberChange | None:
     return MemberChange("disappearance", member, len(lines))
 
 
+def known_to_carrier(member: Member, then: Member | None) -> Member | None:
+    """A full file against a baseline: a waived decline's end of an election the carrier never
+    received (no line of that coverage in the baseline) is not sent (issue 18); a member left
+    with nothing to say is left out."""
+    had = {line.coverage_id for line in then.coverages} if then else set()
+    lines = [
+        line
+        for line in member.coverages
+        if line.status != "election-ended" or line.coverage_id in had
+    ]
+    if len(lines) == len(member.coverages):
+        return member
+    if not lines:
+        return None
+    maintenance, reason = member.maintenance, member.reason
+    if maintenance == "001" and all(line.status in ACTIVE for line in lines):
+        maintenance, reason = "021", None  # only the unknown ending made it a change
+    return replace(member, maintenance=maintenance, reason=reason, coverages=tuple(lines))
+
+
 class StreamingDiff:
     """One pass over the current members with keyed baseline lookups (no all-pairs work);
     changed members are yielded as they are found, disappearances at the end.
@@ -291,13 +311,16 @@ class StreamingDiff:
         """Changed members (a change file), or with `full` every member as mapped (a full
         file); either way ending with explicit terminations for the disappeared."""
         for member in current:
-            change = diff_member(self.ctx, member, self.get(member.key))
+            then = self.get(member.key)
+            change = diff_member(self.ctx, member, then)
             if change is None:
                 self.result.unchanged += 1
             else:
                 self.result.changes.append(change)
             if full:
-                yield member
+                known = known_to_carrier(member, then)
+                if known is not None:
+                    yield known
             elif change is not None:
                 yield change.member
         for then in self.others():  # the baseline's members no lookup above asked for

@@ -326,6 +326,39 @@ def test_decline_record_ends_nothing(workspace: Workspace, export: ExportBuilder
     assert not any(seg[:2] == ["DTP", "349"] or seg[:2] == ["DTP", "357"] for seg in segs)
 
 
+def test_full_file_never_ends_an_election_the_carrier_never_received(
+    workspace: Workspace, export: ExportBuilder
+) -> None:
+    for sid in (1, 2):
+        export.subscriber(sid)
+        export.coverage(sid * 10, sid, "colonial_accident_1")
+    export.coverage(21, 2, "colonial_cancer_0")
+    first, _ = run(workspace, export)
+    assert first.file_type == "full"
+    assert baselines(workspace).commit("colonial", first.fingerprint, NOW)
+    decline = {
+        "plan_name": "Decline",
+        "coverage_level": "Decline",
+        "original_effective_date": "",
+        "change_effective_date": "",
+        "termination_date": "2026/11/01",
+        "termination_reason": WAIVED,
+    }
+    export.coverage(11, 1, "colonial_cancer_0")  # entered late, never sent, then declined
+    export.coverage(12, 1, "colonial_cancer_0", **decline)
+    export.coverage(22, 2, "colonial_cancer_0", **decline)  # the carrier has this one
+    _, segs = run(workspace, export, out="out2")
+    never_sent = loop_for(segs, "E1")
+    assert never_sent[0][3:5] == ["021", ""]
+    assert [h["HD04"] for h in hd_lines(never_sent)] == ["ACCIDENT-1"]
+    had = loop_for(segs, "E2")
+    assert had[0][3:5] == ["001", "14"]
+    assert {h["HD04"]: (h["HD01"], h.get("349")) for h in hd_lines(had)} == {
+        "ACCIDENT-1": ("021", None),
+        "CANCER-0": ("024", "20261031"),
+    }
+
+
 # Dependents no longer listed --------------------------------------------------------------------
 
 
