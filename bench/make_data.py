@@ -3,7 +3,8 @@
     python bench/make_data.py --employees 100000 --seed 7 --out bench/out/data-100k
 
 Same seed, same bytes. Shape: ~1.3 dependents per employee, 2-5 products across the three
-carriers (plus a non-carrier benefit), ~3 % employment terminations, waived declines with and
+carriers (plus a non-carrier benefit) with coverage levels that agree with the dependents each
+line lists, ~3 % employment terminations, waived declines with and
 without an earlier election, future-dated coverages, mid-year changes, odd characters in names
 and addresses, mixed date formats, masked dependent SSNs, a few test employees. Files are
 arrays of PlanSource envelope pages (500 records each), the format `edi pull` writes.
@@ -41,27 +42,26 @@ CARRIER_PRODUCTS = {
         "allstate_grp_term_to_100",
     ],
 }
-# Per-person plans (`covers = "employee"`) and employee-and-children plans in the profiles: the
-# generated coverage levels and dependents agree with them (the tier and covers rules).
-EMPLOYEE_ONLY = {"unum_vwb_std_employee", "unum__whole_life_employee", "allstate_grp_term_to_100"}
-NO_SPOUSE = {"unum_group_critical_illness_employee"}
-SPOUSES = ("spouse", "domestic_partner")
-
-
-def level_for(relationships: list[str]) -> str:
-    spouse = any(r in SPOUSES for r in relationships)
-    children = len(relationships) - spouse
-    if spouse and children:
-        return "Employee + Family"
-    if spouse:
-        return "Employee + Spouse"
-    return "Employee + Child(ren)" if children else "Employee Only"
-
-
 FIRST = ["Avery", "Jordan", "Zoë", "Morgan", "Seán", "Quinn", "Rowan", "José", "Harper", "Logan"]
 LAST = ["O'Brien", "Smith*Jones", "García", "Nakamura", "Okafor~Bell", "Petrov", "Lindqvist"]
 STREETS = ["Maple Ave", "Cedar Ln: Unit ^2", "Harbor Rd", "Summit St #4", "Willow Ct"]
 REASONS = ["Employment Termination", "employment_termination", "EMPLOYMENT-TERMINATION"]
+SPOUSES = ("spouse", "domestic_partner")
+# Who a plan covers (issue 18): one-person products list no dependents; an employee plan beside
+# a separate spouse plan covers the employee and children only.
+EMPLOYEE_ONLY = {"unum_vwb_std_employee", "unum__whole_life_employee", "allstate_grp_term_to_100"}
+NO_SPOUSE = {"unum_group_critical_illness_employee"}
+
+
+def tier(covered: list[Record]) -> str:
+    """The coverage level that agrees with the dependents a line lists."""
+    spouse = any(d["relationship_code"] in SPOUSES for d in covered)
+    children = any(d["relationship_code"] not in SPOUSES for d in covered)
+    if spouse and children:
+        return "Employee + Family"
+    if spouse:
+        return "Employee + Spouse"
+    return "Employee + Children" if children else "Employee Only"
 
 
 def odd_date(rng: random.Random, year: int, month: int, day: int) -> str:
@@ -188,25 +188,20 @@ def coverages(
         code = rng.choice(CARRIER_PRODUCTS[rng.choice(sorted(CARRIER_PRODUCTS))])
         if code not in chosen:
             chosen.append(code)
-    covered = [d["id"] for d in dependents]
-    level = level_for([d["relationship_code"] for d in dependents])
     rows: list[Record] = []
     for code in chosen:
-        on_line = [
-            d
-            for d in dependents
-            if code not in EMPLOYEE_ONLY
-            and (code not in NO_SPOUSE or d["relationship_code"] not in SPOUSES)
-        ]
-        row = {
+        covered = [] if code in EMPLOYEE_ONLY else dependents
+        if code in NO_SPOUSE:
+            covered = [d for d in covered if d["relationship_code"] not in SPOUSES]
+        row: Record = {
             "benefit_lookup_code": code,
             "plan_name": f"{code} plan",
-            "coverage_level": level_for([d["relationship_code"] for d in on_line]),
+            "coverage_level": tier(covered),
             "original_effective_date": "2026/01/01",
             "change_effective_date": "2026/01/01",
             "termination_date": "",
             "termination_reason": "",
-            "dependent_ids": [d["id"] for d in on_line],
+            "dependent_ids": [d["id"] for d in covered],
         }
         roll = rng.random()
         if terminated:
@@ -233,12 +228,12 @@ def coverages(
         {
             "benefit_lookup_code": "medical_2",
             "plan_name": "Medical",
-            "coverage_level": level,
+            "coverage_level": tier(dependents),
             "original_effective_date": "2026/01/01",
             "change_effective_date": "2026/01/01",
             "termination_date": "",
             "termination_reason": "",
-            "dependent_ids": covered,
+            "dependent_ids": [d["id"] for d in dependents],
         }
     )
     for offset, row in enumerate(rows):

@@ -61,6 +61,7 @@ def _line_state(line: CoverageLine) -> dict[str, Any]:
         end=_iso(line.end),
         premium=_text(line.premium),
         volume=_text(line.volume),
+        changed=_iso(line.changed),
     )
     return raw
 
@@ -71,6 +72,7 @@ def member_state(member: Member) -> str:
     person = _fields(member.person)
     person["birthdate"] = _iso(member.person.birthdate)
     raw.update(
+        death_date=_iso(member.death_date),
         person=person,
         dates=[(qualifier, day.isoformat()) for qualifier, day in member.dates],
         coverages=[_line_state(line) for line in member.coverages],
@@ -98,12 +100,14 @@ def member_from_state(text: str) -> Member:
                 "end": _day(line["end"]),
                 "premium": _amount(line["premium"]),
                 "volume": _amount(line.get("volume")),
+                "changed": _day(line.get("changed")),
                 "refs": tuple(tuple(ref) for ref in line["refs"]),
             }
         )
         for line in raw.pop("coverages")
     ]
     dates = tuple((qualifier, date.fromisoformat(day)) for qualifier, day in raw.pop("dates"))
+    raw["death_date"] = _day(raw.get("death_date"))
     return Member(**raw, person=Person(**person), dates=dates, coverages=tuple(lines))
 
 

@@ -116,11 +116,20 @@ class ChangeSet:
 
 
 def _line_differs(now: CoverageLine, then: CoverageLine) -> bool:
-    return (now.plan_code, now.insurance_line, now.level, now.begin, now.premium, now.refs) != (
+    return (
+        now.plan_code,
+        now.insurance_line,
+        now.level,
+        now.begin,
+        now.changed,
+        now.premium,
+        now.refs,
+    ) != (
         then.plan_code,
         then.insurance_line,
         then.level,
         then.begin,
+        then.changed,
         then.premium,
         then.refs,
     )
@@ -170,6 +179,9 @@ def _changed_lines(ctx: DiffContext, now: Member, then: Member) -> tuple[list[Co
                 out.append(replace(line, maintenance="001"))
         elif old is not None and is_active(old):
             out.append(line)
+    # A member PlanSource ended without listing their lines (a dependent no coverage lists any
+    # more) ends them on PlanSource's date and reason; others on the disappearance defaults.
+    own_end = dict(now.dates).get("357") if now.maintenance == "024" else None
     for vanished in before.values():
         if is_active(vanished):
             out.append(
@@ -177,8 +189,8 @@ def _changed_lines(ctx: DiffContext, now: Member, then: Member) -> tuple[list[Co
                     vanished,
                     status="terminated",
                     maintenance="024",
-                    end=ctx.disappearance_end,
-                    reason=ctx.config.disappearance_reason,
+                    end=own_end or ctx.disappearance_end,
+                    reason=(now.reason if own_end else None) or ctx.config.disappearance_reason,
                 )
             )
     return out, reinstated
@@ -257,6 +269,26 @@ def disappeared(ctx: DiffContext, then: Member) -> MemberChange | None:
     return MemberChange("disappearance", member, len(lines))
 
 
+def known_to_carrier(member: Member, then: Member | None) -> Member | None:
+    """A full file against a baseline: a waived decline's end of an election the carrier never
+    received (no line of that coverage in the baseline) is not sent (issue 18); a member left
+    with nothing to say is left out."""
+    had = {line.coverage_id for line in then.coverages} if then else set()
+    lines = [
+        line
+        for line in member.coverages
+        if line.status != "election-ended" or line.coverage_id in had
+    ]
+    if len(lines) == len(member.coverages):
+        return member
+    if not lines:
+        return None
+    maintenance, reason = member.maintenance, member.reason
+    if maintenance == "001" and all(line.status in ACTIVE for line in lines):
+        maintenance, reason = "021", None  # only the unknown ending made it a change
+    return replace(member, maintenance=maintenance, reason=reason, coverages=tuple(lines))
+
+
 class StreamingDiff:
     """One pass over the current members with keyed baseline lookups (no all-pairs work);
     changed members are yielded as they are found, disappearances at the end.
@@ -279,13 +311,16 @@ class StreamingDiff:
         """Changed members (a change file), or with `full` every member as mapped (a full
         file); either way ending with explicit terminations for the disappeared."""
         for member in current:
-            change = diff_member(self.ctx, member, self.get(member.key))
+            then = self.get(member.key)
+            change = diff_member(self.ctx, member, then)
             if change is None:
                 self.result.unchanged += 1
             else:
                 self.result.changes.append(change)
             if full:
-                yield member
+                known = known_to_carrier(member, then)
+                if known is not None:
+                    yield known
             elif change is not None:
                 yield change.member
         for then in self.others():  # the baseline's members no lookup above asked for

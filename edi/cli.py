@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edi.errors import EdiError, UsageError
+from edi.findings import Finding
 from edi.workspace import Workspace
 
 app = typer.Typer(
@@ -284,7 +285,23 @@ def generate(
         )
     err.print(_summary_table(summary))
     print_rule_findings(summary)
+    for line in _warning_lines(result.report.findings):
+        err.print(f"[yellow]warning:[/] {escape(line)}")
     print(result.path)
+
+
+def _warning_lines(findings: list[Finding]) -> list[str]:
+    """Warnings grouped by code: a count and the first few record ids (no PHI)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for finding in findings:
+        ids = finding.dependent_id and f"dependent id={finding.dependent_id}"
+        grouped.setdefault((finding.code, finding.ref), []).append(
+            ids or f"subscriber id={finding.subscriber_id}"
+        )
+    return [
+        f"{code} ({ref}) x{len(ids)}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}"
+        for (code, ref), ids in grouped.items()
+    ]
 
 
 @app.command()

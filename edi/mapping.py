@@ -2,12 +2,16 @@
 
 Pure: takes typed records, returns typed members. The rules are 834.md's:
 - a coverage the profile claims becomes a coverage line (HD) on the subscriber's loop and on the
-  loop of every dependent it lists;
+  loop of every dependent it lists; its premium (AMT*P3) only on the subscriber's loop;
+- DTP*348 is the coverage's original effective date; a mid-year change is DTP*303;
 - `termination_date` becomes DTP*349, the last covered day, per the profile's convention;
 - a waived decline is never an active HD: it ends an earlier election of that benefit, or is
-  omitted (or sent as a decline record when the profile asks);
+  omitted (or sent as a decline record, which ends nothing, when the profile asks);
 - a member whose lines all ended is terminated (INS03 024 + DTP*357, and DTP*337 for an
-  employment termination); a member with some lines ended is changed (001); else added (021).
+  employment termination); a member with some lines ended is changed (001); else added (021);
+- a dependent PlanSource ended (divorce, death, overage) who no coverage lists any more is
+  still terminated explicitly while the subscriber is covered at the carrier;
+- a deceased member carries INS11/INS12, a retiree INS08 RT and DTP*286.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from edi.errors import SourceDataError
+from edi.findings import Finding
 from edi.members import CoverageLine, FileType, MappingReport, Member, Person
 from edi.plansource.export import SubscriberRecords
-from edi.plansource.models import Coverage, Dependent, Subscriber, real_ssn
+from edi.plansource.models import Coverage, Dependent, Subscriber, normalize_code, real_ssn
 from edi.profiles import CarrierProfile, lookup_key
 
 ONE_DAY = timedelta(days=1)
 GENDERS = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
+DEATH, RETIREMENT, RETIRED = "03", "04", "RT"  # INS04 death / retirement, INS08 retired
 
 
 class RecordProblem(Exception):
@@ -53,10 +59,15 @@ class MappingContext:
     profile: CarrierProfile
     as_of: date
     file_type: FileType = "full"
+    first_file: bool = False  # no baseline yet: the carrier has never had a file from us
 
     @property
     def history_horizon(self) -> date:
-        return self.as_of - timedelta(days=self.profile.members.termination_lookback_days)
+        members = self.profile.members
+        days = members.termination_lookback_days
+        if self.first_file:
+            days = members.initial_lookback_days
+        return self.as_of - timedelta(days=days)
 
 
 def last_covered_day(profile: CarrierProfile, termination_date: date) -> date:
@@ -100,6 +111,14 @@ def member_identifier(profile: CarrierProfile, subscriber: Subscriber) -> str:
     return value
 
 
+def benefit_begin(profile: CarrierProfile, coverage: Coverage) -> date | None:
+    """DTP*348: the original effective date (a later change is DTP*303), unless the profile
+    asks for the change date."""
+    if profile.members.benefit_begin == "change_effective_date":
+        return coverage.effective_date
+    return coverage.original_effective_date or coverage.change_effective_date
+
+
 def _line(
     ctx: MappingContext, coverage: Coverage, status: str, end: date | None, reason: str | None
 ) -> CoverageLine:
@@ -131,9 +150,14 @@ def _line(
     premium = None
     if profile.wants_premium(plan) and coverage.subscriber_premium is not None:
         premium = coverage.subscriber_premium + (coverage.org_premium or 0)
-    maintenance = "024" if status in ("terminated", "election-ended", "declined") else "021"
-    if ctx.file_type == "audit" and maintenance == "021":
+    maintenance = "024" if status in ("terminated", "election-ended") else "021"
+    if status == "declined":
+        maintenance = "001"
+    if ctx.file_type == "audit" and maintenance in ("021", "001"):
         maintenance = "030"
+    begin, changed = benefit_begin(profile, coverage), None
+    if coverage.change_effective_date and begin and coverage.change_effective_date > begin:
+        changed = coverage.change_effective_date
     return CoverageLine(
         coverage_id=coverage.id,
         lookup_code=coverage.benefit_lookup_code,
@@ -142,12 +166,13 @@ def _line(
         insurance_line=plan.insurance_line,
         plan_code=plan.plan_code,
         level=level,
-        begin=coverage.effective_date,
+        begin=begin,
         end=end,
         premium=premium,
         refs=tuple((ref.qualifier, ref.value) for ref in plan.refs),
         reason=reason,
         volume=coverage.volume if plan.volume and coverage.volume else None,
+        changed=changed,
     )
 
 
@@ -174,10 +199,11 @@ def _waiver_lines(
         return lines
     if declines.send == "decline_record":
         report.declines_sent += 1
-        record = _line(ctx, waiver, "declined", decline_date - ONE_DAY, declines.decline_reason)
-        # A decline was never coverage: it has an end (so the carrier stops expecting an
-        # election) but no benefit begin date.
-        return [replace(record, begin=None)]
+        record = _line(ctx, waiver, "declined", None, declines.decline_reason)
+        # A decline was never coverage and ends nothing: no benefit dates, no tier, no premium,
+        # only the date the decline took effect (DTP*303), so the carrier stops expecting an
+        # election.
+        return [replace(record, begin=None, level=None, premium=None, changed=decline_date)]
     report.declines_skipped += 1
     report.skipped["decline-omitted"] += 1
     return []
@@ -204,7 +230,9 @@ def _election_lines(
             return []
         reason = ctx.profile.termination_reasons.code_for(coverage.termination_reason)
         return [_line(ctx, coverage, "terminated", end, reason)]
-    if coverage.effective_date > ctx.as_of:
+    # Future by its benefit begin: a coverage in force with a future-dated change is active.
+    starts = benefit_begin(ctx.profile, coverage)
+    if starts is not None and starts > ctx.as_of:
         if not ctx.profile.members.send_future_coverages:
             report.skipped["future-coverage-not-sent"] += 1
             return []
@@ -240,18 +268,22 @@ def coverage_lines(
 
 
 def _member_maintenance(lines: Iterable[CoverageLine], file_type: FileType) -> str:
-    ended = [line.maintenance == "024" for line in lines]
-    if all(ended):
+    """A decline record ends nothing: it never makes a member a termination."""
+    lines = list(lines)
+    coverage = [line for line in lines if line.status != "declined"]
+    ended = [line.maintenance == "024" for line in coverage]
+    if coverage and all(ended):
         return "024"
     if file_type == "audit":
         return "030"
-    return "001" if any(ended) else "021"
+    return "001" if any(ended) or len(coverage) < len(lines) else "021"
 
 
 def _reason(lines: list[CoverageLine], maintenance: str, fallback: str | None) -> str | None:
     if maintenance == "021" or maintenance == "030":
         return None
-    reasons = [line.reason for line in lines if line.reason]
+    ordered = sorted(lines, key=lambda line: line.status == "declined")  # endings first
+    reasons = [line.reason for line in ordered if line.reason]
     return fallback or (reasons[0] if reasons else None)
 
 
@@ -267,10 +299,44 @@ def _eligibility_dates(lines: list[CoverageLine], maintenance: str) -> list[tupl
     return dates
 
 
+def _stated_reason(profile: CarrierProfile, reason: str) -> str | None:
+    """The INS04 the profile maps a PlanSource reason to; None when it maps nothing."""
+    return profile.termination_reasons.reasons.get(normalize_code(reason)) if reason else None
+
+
+def death_date(profile: CarrierProfile, record: Subscriber | Dependent) -> date | None:
+    """PlanSource's date of death when it sends one, else the termination date of a record
+    whose termination reason the profile maps to death (INS04 03)."""
+    reason = (
+        record.termination_reason_id
+        if isinstance(record, Subscriber)
+        else record.termination_reason
+    )
+    if record.date_of_death:
+        return record.date_of_death
+    if record.termination_date and _stated_reason(profile, reason) == DEATH:
+        return record.termination_date
+    return None
+
+
+def _retired(profile: CarrierProfile, subscriber: Subscriber, as_of: date) -> bool:
+    """PlanSource says so: an employment status the profile maps to RT, a retirement date that
+    has come, or a termination reason the profile maps to retirement (INS04 04)."""
+    status = profile.members.employment_code(
+        subscriber.employment_status, subscriber.employment_level
+    )
+    return (
+        status == RETIRED
+        or (subscriber.retirement_date is not None and subscriber.retirement_date <= as_of)
+        or _stated_reason(profile, subscriber.termination_reason_id) == RETIREMENT
+    )
+
+
 def _subscriber_member(
     ctx: MappingContext,
     subscriber: Subscriber,
     lines: list[CoverageLine],
+    report: MappingReport,
     own: list[CoverageLine] | None = None,
 ) -> Member:
     profile = ctx.profile
@@ -289,6 +355,23 @@ def _subscriber_member(
     status = profile.members.employment_code(
         subscriber.employment_status, subscriber.employment_level
     )
+    if employment_ended:
+        status = "TE"
+    if _retired(profile, subscriber, ctx.as_of):
+        status = RETIRED
+        retired_on = subscriber.retirement_date or subscriber.termination_date
+        if retired_on is not None:
+            dates.append(("286", retired_on))
+        else:
+            report.findings.append(
+                Finding(
+                    "retirement-date-missing",
+                    "warning",
+                    "2000/DTP*286",
+                    "a retiree without retirement_date or termination_date: no DTP*286 sent",
+                    subscriber_id=subscriber.id,
+                )
+            )
     return Member(
         subscriber_id=subscriber.id,
         dependent_id=None,
@@ -296,7 +379,7 @@ def _subscriber_member(
         maintenance=maintenance,
         reason=_reason(lines, maintenance, fallback),
         benefit_status="A",
-        employment_status="TE" if employment_ended else status,
+        employment_status=status,
         member_id=member_identifier(profile, subscriber),
         group_number=profile.policy.group_number,
         person=_person(subscriber, subscriber),
@@ -304,6 +387,7 @@ def _subscriber_member(
         # A spouse or child plan's line (and volume) is on the covered dependents' loops only;
         # the employee's maintenance and dates still reflect every line of the family.
         coverages=tuple(lines if own is None else own),
+        death_date=death_date(profile, subscriber),
     )
 
 
@@ -320,13 +404,16 @@ def _dependent_lines(
     lines: list[tuple[Coverage, CoverageLine]],
     report: MappingReport,
 ) -> list[CoverageLine]:
-    """The subscriber's lines that list this dependent, ended where the dependent's cover ended."""
+    """The subscriber's lines that list this dependent, ended where the dependent's cover
+    ended (`lines` as dependents see them: see `_as_dependents_see`)."""
     mine = [line for coverage, line in lines if dependent.id in coverage.dependent_ids]
     if dependent.termination_date is None:
         return mine
     end = last_covered_day(ctx.profile, dependent.termination_date)
-    if mine and end < ctx.history_horizon:
-        report.skipped["dependent-ended-before-lookback"] += 1
+    if end < ctx.history_horizon:
+        if mine:
+            report.history_skipped += 1
+            report.skipped["dependent-ended-before-lookback"] += 1
         return []
     reason = ctx.profile.termination_reasons.code_for(dependent.termination_reason)
     return [
@@ -355,22 +442,70 @@ def _dependent_member(
             hint="Add the relationship code to the profile's [members.relationships] table.",
         )
     maintenance = _member_maintenance(lines, ctx.file_type)
+    dates = _eligibility_dates(lines, maintenance)
+    reason = _reason(lines, maintenance, None)
+    if not lines and dependent.termination_date is not None:
+        # Ended, and listed on no coverage any more: an explicit member-level end.
+        end = last_covered_day(ctx.profile, dependent.termination_date)
+        maintenance, dates = "024", [("357", end)]
+        reason = ctx.profile.termination_reasons.code_for(dependent.termination_reason)
     return Member(
         subscriber_id=subscriber.id,
         dependent_id=dependent.id,
         relationship=relationship,
         maintenance=maintenance,
-        reason=_reason(lines, maintenance, None),
+        reason=reason,
         benefit_status="A",
         employment_status=None,
         member_id=subscriber_member.member_id,
         group_number=subscriber_member.group_number,
         person=_person(dependent, subscriber),
-        dates=tuple(_eligibility_dates(lines, maintenance)),
+        dates=tuple(dates),
         coverages=tuple(lines),
         student="F" if dependent.student else None,
         handicapped=dependent.disabled,
+        death_date=death_date(ctx.profile, dependent),
     )
+
+
+def _unlisted_termination(
+    ctx: MappingContext,
+    dependent: Dependent,
+    listed_anywhere: bool,
+    subscriber_lines: list[CoverageLine],
+    report: MappingReport,
+) -> bool:
+    """A dependent PlanSource ended (divorce, death, overage) whom no coverage lists any more
+    is terminated explicitly, not by omission, while the subscriber is covered at this carrier
+    (even on a first file), if the end is within the lookback window."""
+    if dependent.termination_date is None or listed_anywhere:
+        return False
+    if not any(line.status != "declined" for line in subscriber_lines):
+        return False
+    if last_covered_day(ctx.profile, dependent.termination_date) < ctx.history_horizon:
+        report.history_skipped += 1
+        return False
+    report.dependent_terminations += 1
+    return True
+
+
+def _as_dependents_see(
+    ctx: MappingContext, lines: list[tuple[Coverage, CoverageLine]]
+) -> list[tuple[Coverage, CoverageLine]]:
+    """The premium is the subscriber's to pay: it stays on their loop (once per coverage)
+    unless the profile says `premium_on = "every_member"`."""
+    if ctx.profile.premium_on == "every_member":
+        return lines
+    return [
+        (
+            coverage,
+            replace(line, premium=None)
+            if line.premium is not None and _on_employee_loop(ctx.profile, coverage, line)
+            else line,  # a spouse or child plan's premium is on the loop its line is on
+        )
+        for coverage, line in lines
+        if coverage.dependent_ids
+    ]
 
 
 def map_subscriber(
@@ -385,12 +520,22 @@ def map_subscriber(
     lines = coverage_lines(ctx, records.coverages, report)
     if not lines:
         return []
+    subscriber_lines = [line for _, line in lines]
     own = [line for coverage, line in lines if _on_employee_loop(ctx.profile, coverage, line)]
-    subscriber_member = _subscriber_member(ctx, subscriber, [line for _, line in lines], own)
+    subscriber_member = _subscriber_member(ctx, subscriber, subscriber_lines, report, own)
     members = [subscriber_member]
+    listed = {
+        dependent_id
+        for coverage in records.coverages
+        if ctx.profile.claims_code(coverage.benefit_lookup_code)
+        for dependent_id in coverage.dependent_ids
+    }
+    seen_by_dependents = _as_dependents_see(ctx, lines) if records.dependents else []
     for dependent in records.dependents:
-        dependent_lines = _dependent_lines(ctx, dependent, lines, report)
-        if dependent_lines:
+        dependent_lines = _dependent_lines(ctx, dependent, seen_by_dependents, report)
+        if dependent_lines or _unlisted_termination(
+            ctx, dependent, dependent.id in listed, subscriber_lines, report
+        ):
             members.append(
                 _dependent_member(ctx, subscriber_member, dependent, subscriber, dependent_lines)
             )

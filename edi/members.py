@@ -12,6 +12,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
+from edi.findings import Finding
+
 FileType = Literal["full", "changes", "audit"]
 LineStatus = Literal["active", "future", "terminated", "election-ended", "declined"]
 
@@ -45,12 +47,13 @@ class CoverageLine:
     insurance_line: str  # HD03
     plan_code: str  # HD04
     level: str | None  # HD05
-    begin: date | None  # DTP*348
+    begin: date | None  # DTP*348, the coverage's original effective date
     end: date | None  # DTP*349, the last covered day
     premium: Decimal | None = None
     refs: tuple[tuple[str, str], ...] = ()
     reason: str | None = None  # the INS04 this line's ending implies
     volume: Decimal | None = None  # 2750 REF, when the plan reports it
+    changed: date | None = None  # DTP*303 maintenance effective: a mid-year change, a decline
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class Member:
     coverages: tuple[CoverageLine, ...]
     student: str | None = None  # INS09 (F full-time student)
     handicapped: bool = False  # INS10 Y
+    death_date: date | None = None  # INS11 D8 + INS12
 
     @property
     def is_subscriber(self) -> bool:
@@ -102,9 +106,11 @@ class MappingReport:
     future_coverages: int = 0
     test_employees_skipped: int = 0
     history_skipped: int = 0
+    dependent_terminations: int = 0  # dependents ended though no coverage lists them any more
     quarantined: list[str] = field(default_factory=list)
     # Every record the run leaves out, counted under a reason (nothing is dropped silently).
     skipped: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)  # warnings; ids and codes, no PHI
 
     def count(self, member: Member) -> None:
         if member.is_subscriber:

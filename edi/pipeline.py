@@ -129,11 +129,14 @@ class GeneratedFile:
             "declines_sent": r.declines_sent,
             "future_coverages": r.future_coverages,
             "test_employees_skipped": r.test_employees_skipped,
+            "history_skipped": r.history_skipped,
+            "dependent_terminations": r.dependent_terminations,
             "quarantined": self.rules.held_lines(),
             "held": self.rules.held_list(),
             "held_subscribers": len(self.rules.held),
             "held_members": self.rules.held_members,
             "warnings": self.rules.warnings.as_list(),
+            "findings": [finding.as_dict() for finding in r.findings],
             "skipped": dict(sorted(self.skipped().items())),
             "unclaimed_coverages": {
                 "count": self.rules.unclaimed_count,
@@ -405,7 +408,7 @@ def build(
             groups = tracked(data.groups(), len(data), progress)
             mapping_type: FileType = "audit" if chosen == "audit" else "full"
             members: Iterable[Member] = screen(
-                MappingContext(profile, effective, mapping_type),
+                MappingContext(profile, effective, mapping_type, first_file=not has_baseline),
                 groups,
                 report,
                 rules,
@@ -426,6 +429,7 @@ def build(
                 now=now,
                 before_envelope=guard,
             )
+        report.findings.extend(body.findings)
         if proposal is not None:
             proposal.finish(fingerprint)
             proposal = None
@@ -1059,7 +1063,7 @@ def preview(
             read_export(source_dir, scratch, claims=profile.claims_code) as data,
         ):
             mapped = screen(
-                MappingContext(profile, effective),
+                MappingContext(profile, effective, first_file=not has_baseline),
                 data.groups(),
                 MappingReport(),
                 RulesReport(),

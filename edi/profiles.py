@@ -141,6 +141,13 @@ class Members(StrictModel):
     send_contact: bool = True
     # A full file repeats terminations whose last covered day is this recent; older ones were sent.
     termination_lookback_days: int = Field(120, ge=0)
+    # A first file (no baseline yet) sends terminations dated this recently, and no older ones.
+    initial_lookback_days: int = Field(60, ge=0)
+    # DTP*348 is the coverage's original_effective_date and a mid-year change goes in DTP*303;
+    # "change_effective_date" asks for the old shape (DTP*348 = change date, no DTP*303).
+    benefit_begin: Literal["original_effective_date", "change_effective_date"] = (
+        "original_effective_date"
+    )
     on_bad_record: Literal["fail", "quarantine"] = "fail"
     relationships: RelationshipTable
     employment_status: EmploymentTable = Field(
@@ -176,6 +183,8 @@ class TerminationReasons(StrictModel):
 
 
 class Declines(StrictModel):
+    # decline_record: HD 001 + DTP*303 (the decline's date) and INS04 `decline_reason`; it ends
+    # nothing (no HD 024, no DTP*349, never a member termination).
     send: Literal["omit", "decline_record"] = "omit"
     end_reason: ReasonCode = "14"
     decline_reason: ReasonCode = "26"
@@ -313,6 +322,8 @@ class CarrierProfile(StrictModel):
     declines: Declines = Field(default_factory=Declines)
     coverage_levels: LevelTable
     premium: bool = False
+    # AMT*P3 once per coverage on the subscriber's loop, or repeated on every member's loop.
+    premium_on: Literal["subscriber", "every_member"] = "subscriber"
     plans: dict[str, Plan] = Field(min_length=1)
     rules: Rules = Field(default_factory=Rules)
     # Sections owned by delivery, changes and acks are kept as raw tables until those stages

@@ -30,6 +30,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from anyascii import anyascii
+
 from edi.members import MappingReport, Member
 from edi.profiles import CarrierProfile
 from edi.roster import (
@@ -42,6 +44,7 @@ from edi.roster import (
     norm_zip,
 )
 from edi.workspace import Workspace
+from edi.x12.writer import split_address
 
 KINDS: dict[str, tuple[str, str]] = {
     "missing-at-carrier": (
@@ -527,7 +530,9 @@ class FamilyComparer:
             "ssn", norm_ssn(our.ssn), norm_ssn(their.ssn), (our.ssn or "", their.ssn or "")
         )
         if our.dependent_id is None and their.address_1 and our.address_1:
-            mine = _address_key(our.address_1, our.city, our.state, our.zip_code)
+            # The carrier holds N301 as we sent it: a long first line continued in N302.
+            sent_first_line = split_address(anyascii(our.address_1).upper(), "")[0]
+            mine = _address_key(sent_first_line, our.city, our.state, our.zip_code)
             carriers = _address_key(their.address_1, their.city, their.state, their.zip_code)
             yield from differ(
                 "address",

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import csv
 import re
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+
+from anyascii import anyascii
 
 from edi.errors import ConfigError, SourceDataError, ValidationFailed
 from edi.plansource.models import normalize_code
@@ -93,8 +94,8 @@ def norm_text(value: str | None) -> str:
     """Upper-case letters and digits only, accents folded: what survives any X12 cleaning."""
     if not value:
         return ""
-    if not value.isascii():
-        value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    if not value.isascii():  # as the writer transliterates (ß → SS, Ø → O, Ł → L)
+        value = anyascii(value)
     return _NOT_ALNUM.sub("", value.upper())
 
 

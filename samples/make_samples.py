@@ -59,6 +59,11 @@ LAST = [
     "Petrov",
 ]
 STREETS = ["Maple Ave", "Cedar Ln", "Harbor Rd", "Summit St", "Willow Ct", "Ridge Way"]
+SPOUSES = ("spouse", "domestic_partner", "civil_union")
+# Who a plan covers (issue 18): one-person products never list dependents; an employee plan
+# beside a separate spouse plan covers the employee and children only.
+EMPLOYEE_ONLY = {"unum_vwb_std_employee", "unum__whole_life_employee", "allstate_grp_term_to_100"}
+NO_SPOUSE = {"unum_group_critical_illness_employee"}
 PRODUCTS = {
     "colonial": [
         "colonial_accident_1",
@@ -236,8 +241,8 @@ def scenarios(acme: Employer) -> None:
         1004,
         "Yulia",
         "child",
-        birthdate="2000/08/30",
-        termination_date="2026/08/31",
+        birthdate="2000/10/30",
+        termination_date="2026/10/31",
         termination_reason="Overage Dependent",
     )
     acme.dependent(2014, 1004, "Pavel", "child")
@@ -249,7 +254,7 @@ def scenarios(acme: Employer) -> None:
     acme.dependent(
         2005, 1005, "Erik", "spouse", termination_date="2026/10/15", termination_reason="divorce"
     )
-    acme.coverage(1005, "unum_group_critical_illness_employee", "Employee Only")
+    acme.coverage(1005, "unum_group_critical_illness_employee")
     acme.coverage(
         1005, "unum_group_critical_illness_spouse", "Employee + Spouse", dependent_ids=[2005]
     )
@@ -260,7 +265,7 @@ def scenarios(acme: Employer) -> None:
         1006,
         "Ama",
         "stepchild",
-        termination_date="2026-09-20T00:00:00Z",
+        termination_date="2026-10-20T00:00:00Z",
         termination_reason="Dependent Death",
     )
     acme.dependent(2016, 1006, "Kofi", "foster_child")
@@ -352,23 +357,63 @@ def scenarios(acme: Employer) -> None:
         termination_reason="EMPLOYMENT-TERMINATION",
     )
 
+    acme.subscriber(
+        1018,
+        "Evelyn",
+        "Harrow",
+        employment_status="Terminated",
+        termination_date="2026/11/05",
+        termination_reason_id="death",
+    )
+    for code in ("colonial_accident_1", "allstate_cancer"):
+        acme.coverage(1018, code, termination_date="2026/11/05", termination_reason="Death")
 
-# Per-person plans (the profiles' `covers = "employee"`): the employee's own line, no dependents.
-EMPLOYEE_ONLY = {"unum_vwb_std_employee", "unum__whole_life_employee", "allstate_grp_term_to_100"}
-# `covers = "employee_and_children"`: a spouse is on the benefit's own spouse plan instead.
-NO_SPOUSE = {"unum_group_critical_illness_employee"}
-SPOUSES = ("spouse", "domestic_partner")
+    acme.subscriber(
+        1019,
+        "Walter",
+        "Brandt",
+        employment_status="Retired",
+        termination_date="2026/06/30",
+        retirement_date="2026/06/30",
+    )
+    for code in ("colonial_cancer_1", "unum_group_accident_employee"):
+        acme.coverage(1019, code)
+
+    acme.subscriber(1020, "Łukasz", "Strauß-Østergård", middle_name="Jürgen")
+    for code in ("colonial_accident_1", "unum_group_accident_employee", "allstate_accident"):
+        acme.coverage(1020, code)
+
+    acme.subscriber(
+        1021,
+        "Margarethe",
+        "Vandenberg",
+        address_1="12345 North Saint Lawrence Seaway Industrial Park Boulevard Building 7",
+        address_2="Suite 1200",
+    )
+    for code in ("colonial_accident_1", "allstate_cancer"):
+        acme.coverage(1021, code)
+
+    acme.subscriber(1022, "Oskar", "Lindqvist")
+    acme.dependent(
+        2022, 1022, "Freja", "spouse", termination_date="2026/10/15", termination_reason="Divorce"
+    )
+    acme.dependent(2032, 1022, "Nils", "child")
+    # PlanSource took the divorced spouse off the coverages: only the dependent record says so.
+    for code in ("colonial_accident_1", "unum_group_accident_employee"):
+        acme.coverage(
+            1022, code, "Employee + Child", dependent_ids=[2032], change_effective_date="2026/10/16"
+        )
 
 
-def household_level(relationships: list[str]) -> str:
-    """The coverage level that agrees with the dependents on the line (the tier rule)."""
-    spouse = any(r in SPOUSES for r in relationships)
-    children = len(relationships) - spouse
+def tier(covered: list[Record]) -> str:
+    """The coverage level that agrees with the dependents a line lists."""
+    spouse = any(d["relationship_code"] in SPOUSES for d in covered)
+    children = any(d["relationship_code"] not in SPOUSES for d in covered)
     if spouse and children:
         return "Employee + Family"
     if spouse:
         return "Employee + Spouse"
-    return "Employee + Child(ren)" if children else "Employee Only"
+    return "Employee + Children" if children else "Employee Only"
 
 
 def ordinary_employees(acme: Employer, rng: random.Random, count: int = 48) -> None:
@@ -376,34 +421,30 @@ def ordinary_employees(acme: Employer, rng: random.Random, count: int = 48) -> N
     for sid in range(1101, 1101 + count):
         acme.subscriber(sid, rng.choice(FIRST), rng.choice(LAST))
         household: list[int] = []
-        relationships: list[str] = []
         if rng.random() < 0.55:
             dependent_id += 1
-            first = rng.choice(FIRST)
-            relationship = rng.choice(["spouse", "spouse", "domestic_partner"])
-            acme.dependent(dependent_id, sid, first, relationship)
+            acme.dependent(
+                dependent_id,
+                sid,
+                rng.choice(FIRST),
+                rng.choice(["spouse", "spouse", "domestic_partner"]),
+            )
             household.append(dependent_id)
-            relationships.append(relationship)
         for _ in range(rng.choice([0, 0, 1, 2])):
             dependent_id += 1
-            first = rng.choice(FIRST)
-            relationship = rng.choice(["child", "child", "stepchild"])
-            acme.dependent(dependent_id, sid, first, relationship)
+            acme.dependent(
+                dependent_id, sid, rng.choice(FIRST), rng.choice(["child", "child", "stepchild"])
+            )
             household.append(dependent_id)
-            relationships.append(relationship)
+        records = [d for d in acme.dependents if d["id"] in household]
         carriers = rng.sample(sorted(PRODUCTS), rng.randint(1, 3))
         for carrier in carriers:
             for code in rng.sample(PRODUCTS[carrier], rng.randint(1, 2)):
-                if code in EMPLOYEE_ONLY:
-                    acme.coverage(sid, code, "Employee Only")
-                else:
-                    covered = [
-                        (d, r)
-                        for d, r in zip(household, relationships, strict=True)
-                        if code not in NO_SPOUSE or r not in SPOUSES
-                    ]
-                    level = household_level([r for _, r in covered])
-                    acme.coverage(sid, code, level, dependent_ids=[d for d, _ in covered])
+                covered = [] if code in EMPLOYEE_ONLY else records
+                if code in NO_SPOUSE:
+                    covered = [d for d in covered if d["relationship_code"] not in SPOUSES]
+                ids = [d["id"] for d in covered]
+                acme.coverage(sid, code, tier(covered), dependent_ids=ids)
         acme.coverage(sid, "medical_2", "Employee Only")
 
 

@@ -125,6 +125,8 @@ class Subscriber(PlanSourceRecord):
         "termination_date": _date_or_text,
         "benefits_start_date": _date_or_text,
         "benefits_end_date": _date_or_text,
+        "retirement_date": _date_or_text,
+        "date_of_death": _date_or_text,
         "test_employee": _flag,
     }
 
@@ -156,6 +158,9 @@ class Subscriber(PlanSourceRecord):
     location: str = ""
     org_payroll_id: str = ""
     test_employee: bool = False
+    # Not in every PlanSource client's export; read when present (plansource.md).
+    retirement_date: Day | None = None
+    date_of_death: Day | None = None
 
 
 class Dependent(PlanSourceRecord):
@@ -164,6 +169,7 @@ class Dependent(PlanSourceRecord):
         "termination_date": _date_or_text,
         "disabled": _flag,
         "student": _flag,
+        "date_of_death": _date_or_text,
     }
 
     subscriber_id: RecordId
@@ -180,6 +186,7 @@ class Dependent(PlanSourceRecord):
     # disabled (INS10 Y) or a full-time student (INS09 F).
     disabled: bool = False
     student: bool = False
+    date_of_death: Day | None = None  # optional; else a death reason's termination_date
 
 
 class Coverage(PlanSourceRecord):

@@ -4,6 +4,12 @@ Two passes over disk, constant memory: member loops go to a body file while coun
 and segments; then the final file is the envelope and header (whose QTY counts need the body)
 followed by the body. Element problems raise with the member's PlanSource id and the element
 reference (`2000/INS03`), never the value.
+
+Text is transliterated to X12's character set (anyascii: `ß` → `SS`, `Ø` → `O`, `Ł` → `L`) for
+the alphabetic scripts with a standard romanization (Latin, Greek, Cyrillic); letters of other
+scripts are not guessed at. Nothing is cut silently: a value cut to its element's maximum
+length, letters X12 cannot carry and a contact or address segment left out are warning findings
+(`Body.findings`), and an address longer than N301 continues in N302.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
+from anyascii import anyascii
+
 from edi.errors import ValidationFailed
+from edi.findings import Finding
 from edi.members import FileType, Member
 from edi.profiles import CarrierProfile, Delimiters
 from edi.x12.grammar import ElementSpec, SegmentSpec, SyntaxRule, segment_spec
@@ -30,6 +39,8 @@ _NOT_X12_TEXT = re.compile(r"""[^A-Z0-9!"&'()*+,\-./:;?= %~@\[\]_{}\\|<>^`#$]"""
 _SPACES = re.compile(r" {2,}")
 RENDERED_CACHE_SIZE = 10_000
 BGN08 = {"changes": "2", "full": "2", "audit": "4"}
+TRANSLITERATED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
+Ids = tuple[str | None, str | None, str | None]  # subscriber, dependent, coverage
 
 
 class ElementProblem(ValidationFailed):
@@ -40,6 +51,7 @@ class ElementProblem(ValidationFailed):
             hint="Fix the PlanSource record or the carrier profile.",
             record_ids=[where],
         )
+        self.ref = ref
 
 
 def _unwanted(delimiters: Delimiters) -> re.Pattern[str]:
@@ -61,9 +73,34 @@ def to_x12_text(text: str, delimiters: Delimiters) -> str:
     return _x12_text(text, _unwanted(delimiters))
 
 
+@lru_cache(maxsize=4096)
+def _ascii_char(char: str) -> str:
+    """One non-ASCII character in X12's basic set: transliterated when it is punctuation, a
+    symbol or a letter of a transliterated script; a letter of another script is left as it is
+    (and so removed, and reported); a combining mark that did not compose is dropped."""
+    category = unicodedata.category(char)[0]
+    if category == "M":
+        return ""
+    if category == "L" and not any(
+        script in unicodedata.name(char, "") for script in TRANSLITERATED_SCRIPTS
+    ):
+        return char
+    return anyascii(char)
+
+
+def untransliterated_letters(text: str) -> bool:
+    """Whether the text has letters of a script X12 text cannot carry (CJK, Arabic, ...)."""
+    return not text.isascii() and any(
+        char.isalpha() and not _ascii_char(char).isascii() for char in text
+    )
+
+
 def _x12_text(text: str, unwanted: re.Pattern[str]) -> str:
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        text = "".join(
+            char if char.isascii() else _ascii_char(char)
+            for char in unicodedata.normalize("NFC", text)
+        )
     cleaned = unwanted.sub(" ", text.upper())
     if "  " in cleaned:
         cleaned = _SPACES.sub(" ", cleaned)
@@ -93,8 +130,17 @@ class SegmentSink:
         self._rendered: dict[tuple[str | None, ...], str] = {}
         self._texts: dict[str, str] = {}
         self._rule_verdicts: dict[tuple[int, tuple[bool, ...]], tuple[SyntaxRule, str] | None] = {}
+        # Warnings about the record being written, named by `ids` (set per member and line).
+        self.findings: list[Finding] = []
+        self.ids: Ids = (None, None, None)
 
-    def _text(self, value: str) -> str:
+    def note(self, code: str, ref: str, message: str) -> None:
+        subscriber_id, dependent_id, coverage_id = self.ids
+        self.findings.append(
+            Finding(code, "warning", ref, message, subscriber_id, dependent_id, coverage_id)
+        )
+
+    def text(self, value: str) -> str:
         cleaned = self._texts.get(value)
         if cleaned is None:
             if len(self._texts) >= RENDERED_CACHE_SIZE:
@@ -106,7 +152,21 @@ class SegmentSink:
         if spec is None:
             return value
         if spec.data_type == "AN":
-            value = self._text(value)[: spec.max_len]
+            cleaned = self.text(value)
+            if not value.isascii() and untransliterated_letters(value):
+                self.note(
+                    "text-not-transliterated",
+                    f"{loop}/{spec.ref}",
+                    f"{spec.ref} has letters of a script X12 cannot carry; they were left out",
+                )
+            value = cleaned
+            if len(cleaned) > spec.max_len:
+                value = cleaned[: spec.max_len].rstrip()
+                self.note(
+                    "value-truncated",
+                    f"{loop}/{spec.ref}",
+                    f"{spec.ref} was {len(cleaned)} characters, cut to its maximum {spec.max_len}",
+                )
             if value and len(value) >= spec.min_len:
                 return value
             ref = f"{loop}/{spec.ref}"
@@ -179,19 +239,26 @@ class SegmentSink:
         key = (loop, seg_id, *elements)
         text = self._rendered.get(key)
         if text is None:
+            noted = len(self.findings)
             text = self.render(loop, seg_id, *elements, where=where)
-            if len(self._rendered) >= RENDERED_CACHE_SIZE:
-                self._rendered.clear()
-            self._rendered[key] = text
+            if len(self.findings) == noted:  # a segment with findings is judged each time
+                if len(self._rendered) >= RENDERED_CACHE_SIZE:
+                    self._rendered.clear()
+                self._rendered[key] = text
         self.write(text)
 
-    def optional(self, *segments: tuple[str, ...], where: str) -> bool:
+    def optional(self, *segments: tuple[str, ...], where: str, report: bool = True) -> bool:
         """Situational segments that go together (N3 + N4): all are written or none.
         Contact and address data that X12 cannot carry is left out rather than failing a file
-        whose required data is fine."""
+        whose required data is fine, and that is a finding."""
+        noted = len(self.findings)
         try:
             rendered = [self.render(seg[0], seg[1], *seg[2:], where=where) for seg in segments]
-        except ElementProblem:
+        except ElementProblem as problem:
+            del self.findings[noted:]
+            if report:
+                names = "+".join(seg[1] for seg in segments)
+                self.note("segment-omitted", problem.ref, f"{names} left out: {problem.ref} bad")
             return False
         self.write(*rendered)
         return True
@@ -202,8 +269,45 @@ def _phone(text: str) -> str:
     return digits if 10 <= len(digits) <= 15 else ""
 
 
+N301_MAX = 55
+
+
+def address_lines(sink: SegmentSink, first: str, second: str) -> tuple[str, str]:
+    """N301/N302: a first line longer than N301 continues in N302 (split at a space when there
+    is one), ahead of the second line."""
+    return split_address(sink.text(first), sink.text(second))
+
+
+def split_address(first: str, second: str) -> tuple[str, str]:
+    """Where N301 ends and N302 begins, for X12 text (reconciliation compares what was sent)."""
+    if len(first) <= N301_MAX:
+        return first, second
+    cut = first.rfind(" ", 0, N301_MAX + 1)
+    if cut <= 0:
+        cut = N301_MAX
+    rest = first[cut:].strip()
+    return first[:cut].rstrip(), f"{rest} {second}".strip()
+
+
+def _contacts(sink: SegmentSink, member: Member, where: str) -> None:
+    person = member.person
+    pairs = (("HP", _phone(person.phone)), ("EM", person.email))
+    contacts = [(code, value) for code, value in pairs if value]
+    # PER may appear once: both contacts together, else whichever X12 can carry.
+    written: list[tuple[str, str]] = []
+    for chosen in (contacts, *([c] for c in contacts)):
+        flat = [part for pair in chosen for part in pair]
+        if chosen and sink.optional(("2100A", "PER", "IP", "", *flat), where=where, report=False):
+            written = chosen
+            break
+    for code, _ in contacts:
+        if all(code != kept for kept, _ in written):
+            sink.note("segment-omitted", "2100A/PER", f"PER {code} left out: X12 cannot carry it")
+
+
 def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> None:
     where = member.ref
+    sink.ids = (member.subscriber_id, member.dependent_id, None)
     seg = sink.segment
     seg(
         "2000",
@@ -218,6 +322,8 @@ def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> 
         member.employment_status if member.is_subscriber else None,
         member.student,  # INS09: an overage child kept on as a full-time student
         "Y" if member.handicapped else None,  # INS10: kept on as disabled
+        "D8" if member.death_date else None,
+        d8(member.death_date) if member.death_date else None,
         where=where,
     )
     seg("2000", "REF", "0F", member.member_id, where=where)
@@ -241,25 +347,17 @@ def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> 
         where=where,
     )
     if member.is_subscriber and profile.members.send_contact:
-        contacts = [
-            (code, value)
-            for code, value in (("HP", _phone(person.phone)), ("EM", person.email))
-            if value
-        ]
-        # PER may appear once: both contacts together, else whichever X12 can carry.
-        for chosen in (contacts, *([c] for c in contacts)):
-            flat = [part for pair in chosen for part in pair]
-            if chosen and sink.optional(("2100A", "PER", "IP", "", *flat), where=where):
-                break
+        _contacts(sink, member, where)
     if member.is_subscriber and person.address_1 and person.city:
         sink.optional(
-            ("2100A", "N3", person.address_1, person.address_2),
+            ("2100A", "N3", *address_lines(sink, person.address_1, person.address_2)),
             ("2100A", "N4", person.city, person.state, person.zip_code),
             where=where,
         )
     if person.birthdate:
         seg("2100A", "DMG", "D8", d8(person.birthdate), person.gender, where=where)
     for line in member.coverages:
+        sink.ids = (member.subscriber_id, member.dependent_id, line.coverage_id)
         line_where = f"{where}, coverage id={line.coverage_id}"
         seg(
             "2300",
@@ -275,10 +373,13 @@ def write_member(sink: SegmentSink, member: Member, profile: CarrierProfile) -> 
             seg("2300", "DTP", "348", "D8", d8(line.begin), where=line_where)
         if line.end:
             seg("2300", "DTP", "349", "D8", d8(line.end), where=line_where)
+        if line.changed:
+            seg("2300", "DTP", "303", "D8", d8(line.changed), where=line_where)
         if line.premium is not None:
             seg("2300", "AMT", "P3", amount(line.premium), where=line_where)
         for qualifier, reference in line.refs:
             seg("2300", "REF", qualifier, reference, where=line_where)
+    sink.ids = (member.subscriber_id, member.dependent_id, None)
     reported = [line for line in member.coverages if line.volume is not None]
     if reported:
         # 834.md: one LS/LE after the member's 2300 loops, one LX per reported amount.
@@ -301,6 +402,7 @@ class Body:
     dependents: int
     coverage_lines: int
     sha256: str
+    findings: tuple[Finding, ...] = ()
 
 
 def write_body(members: Iterable[Member], profile: CarrierProfile, path: Path) -> Body:
@@ -324,6 +426,7 @@ def write_body(members: Iterable[Member], profile: CarrierProfile, path: Path) -
         dependents=counts["members"] - counts["subscribers"],
         coverage_lines=counts["coverage_lines"],
         sha256=digest.hexdigest(),
+        findings=tuple(sink.findings),
     )
 
 

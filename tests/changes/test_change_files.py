@@ -120,8 +120,9 @@ def test_coverage_level_change_and_dependent_added(ws: Workspace, export: Export
     segs = changed(ws, export)
     subscriber, child = only(segs)
     assert subscriber[0][3] == "001"
-    assert [(h["HD01"], h["HD05"], h["348"]) for h in hd_lines(subscriber)] == [
-        ("001", "ECH", "20261101")
+    # Issue 18: DTP*348 stays the original effective date; the change is DTP*303.
+    assert [(h["HD01"], h["HD05"], h["348"], h["303"]) for h in hd_lines(subscriber)] == [
+        ("001", "ECH", "20260101", "20261101")
     ]
     assert child[0][1:4] == ["N", "19", "021"] and hd_lines(child)[0]["HD01"] == "021"
 

@@ -93,12 +93,13 @@ def test_dependent_removed_by_divorce(workspace: Workspace, export: ExportBuilde
 def test_overage_dependent_and_death_use_profile_reasons(
     workspace: Workspace, export: ExportBuilder
 ) -> None:
+    # Dated within a first file's lookback (initial_lookback_days, 60) since issue 18.
     export.subscriber(1)
     export.dependent(
-        20, 1, "child", termination_date="2026/08/31", termination_reason="overage_dependent"
+        20, 1, "child", termination_date="2026/10/31", termination_reason="overage_dependent"
     )
     export.dependent(
-        21, 1, "stepchild", termination_date="2026/09/01", termination_reason="DEPENDENT DEATH"
+        21, 1, "stepchild", termination_date="2026/10/20", termination_reason="DEPENDENT DEATH"
     )
     export.coverage(
         10, 1, "colonial_accident_1", coverage_level="Employee Only", dependent_ids=[20, 21]
@@ -182,8 +183,9 @@ def test_decline_record_when_profile_asks(workspace: Workspace, export: ExportBu
     )
     loop = loop_for(build(workspace, export, "unum"), "912000001")
     declined = [line for line in hd_lines(loop) if line["HD03"] == "STD"]
+    # Issue 18: a decline record ends nothing (no HD 024, no DTP*349); DTP*303 dates it.
     assert declined == [
-        {"HD01": "024", "HD03": "STD", "HD04": "VWB-STD-EMPLOYEE", "HD05": "", "349": "20251231"}
+        {"HD01": "001", "HD03": "STD", "HD04": "VWB-STD-EMPLOYEE", "HD05": "", "303": "20260101"}
     ]
     assert loop[0][3:5] == ["001", "26"]
 

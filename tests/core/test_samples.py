@@ -120,9 +120,12 @@ def test_waived_declines(files: dict[str, list[list[str]]]) -> None:
     assert all(h["HD04"] != "ACCIDENT" for h in hd_lines(loop_for(files["allstate"], "1010")))
     decline_record = loop_for(files["unum"], SSN[1010])
     assert decline_record[0][3:5] == ["001", "26"]
+    # Issue 18: a decline record ends nothing (HD 001 dated by DTP*303, no DTP*349).
     assert [
-        (h["HD01"], h["HD03"], "348" in h) for h in hd_lines(decline_record) if h["HD03"] == "STD"
-    ] == [("024", "STD", False)]
+        (h["HD01"], h["HD03"], "348" in h, "349" in h, h.get("303"))
+        for h in hd_lines(decline_record)
+        if h["HD03"] == "STD"
+    ] == [("001", "STD", False, False, "20260101")]
 
 
 def test_future_test_and_non_carrier_employees(files: dict[str, list[list[str]]]) -> None:
@@ -139,7 +142,12 @@ def test_relationships_and_mid_year_change(files: dict[str, list[list[str]]]) ->
     assert loop_for(files["allstate"], "1016", "53")[0][2] == "53"
     assert loop_for(files["allstate"], "1016", "15")[0][2] == "15"
     changed = loop_for(files["colonial"], "AW1013")
-    assert [h["348"] for h in hd_lines(changed)] == ["20260601"]
+    # Issue 18: DTP*348 stays the original effective date; the change is DTP*303.
+    assert [(h["348"], h["303"]) for h in hd_lines(changed)] == [("20260101", "20260601")]
+    assert dates(changed)["356"] == "20260101"
+    spouse = loop_for(files["colonial"], "AW1013", "01")
+    assert [h.get("AMT") for h in hd_lines(changed)] == ["18.25"]
+    assert [h.get("AMT") for h in hd_lines(spouse)] == [None], "premium on the subscriber only"
 
 
 def test_first_uncovered_day_and_reason_forms(files: dict[str, list[list[str]]]) -> None:
@@ -155,3 +163,84 @@ def test_counts_match(files: dict[str, list[list[str]]]) -> None:
         assert ["QTY", "TO", str(len(loops))] in segs
         assert ["QTY", "ET", str(subscribers)] in segs
         assert ["QTY", "DT", str(len(loops) - subscribers)] in segs
+
+
+SSN.update({1019: "919491019", 1020: "920501020", 1022: "922521022"})
+SPOUSES = {"01", "53"}
+
+
+def test_death(files: dict[str, list[list[str]]]) -> None:
+    for carrier, member in (("colonial", "AW1018"), ("allstate", "1018")):
+        ins = loop_for(files[carrier], member)[0]
+        assert ins[3:5] == ["024", "03"] and ins[11:13] == ["D8", "20261105"], carrier
+    dependent = loop_for(files["allstate"], "1006", "17")[0]
+    assert dependent[11:13] == ["D8", "20261020"]
+
+
+def test_retiree(files: dict[str, list[list[str]]]) -> None:
+    for carrier, member in (("colonial", "AW1019"), ("unum", SSN[1019])):
+        loop = loop_for(files[carrier], member)
+        assert loop[0][3] == "021" and loop[0][8] == "RT", carrier
+        assert dates(loop)["286"] == "20260630"
+
+
+def test_transliteration(files: dict[str, list[list[str]]]) -> None:
+    for carrier, member in (("colonial", "AW1020"), ("unum", SSN[1020]), ("allstate", "1020")):
+        nm1 = next(seg for seg in loop_for(files[carrier], member) if seg[0] == "NM1")
+        assert nm1[3:6] == ["STRAUSS-OSTERGARD", "LUKASZ", "JURGEN"], carrier
+
+
+def test_long_address(files: dict[str, list[list[str]]]) -> None:
+    n3 = next(seg for seg in loop_for(files["allstate"], "1021") if seg[0] == "N3")
+    assert n3[1:] == [
+        "12345 NORTH SAINT LAWRENCE SEAWAY INDUSTRIAL PARK",
+        "BOULEVARD BUILDING 7 SUITE 1200",
+    ]
+
+
+def test_divorce_termination_of_an_unlisted_spouse(files: dict[str, list[list[str]]]) -> None:
+    # Unum reads PlanSource's termination_date as the first uncovered day.
+    for carrier, member, end in (
+        ("colonial", "AW1022", "20261015"),
+        ("unum", SSN[1022], "20261014"),
+    ):
+        spouse = loop_for(files[carrier], member, "01")
+        assert spouse[0][3:5] == ["024", "01"] and dates(spouse) == {"357": end}
+        assert loop_for(files[carrier], member, "19")[0][3] == "021"
+    assert all(["REF", "0F", "1022"] not in loop for loop in member_loops(files["allstate"]))
+
+
+def tier_problems(segs: list[list[str]]) -> list[str]:
+    """Active lines whose HD05 disagrees with the dependents carrying the same plan."""
+    problems: list[str] = []
+    families: list[list[list[list[str]]]] = []
+    for loop in member_loops(segs):
+        if loop[0][1] == "Y":
+            families.append([loop])
+        else:
+            families[-1].append(loop)
+    for subscriber, *dependents in families:
+        for line in hd_lines(subscriber):
+            if line["HD01"] == "024" or line["HD05"] not in ("EMP", "ESP", "ECH", "FAM"):
+                continue
+            kinds = {
+                "spouse" if loop[0][2] in SPOUSES else "child"
+                for loop in dependents
+                for h in hd_lines(loop)
+                if h["HD04"] == line["HD04"] and h["HD01"] != "024"
+            }
+            expected = {
+                "EMP": set(),
+                "ESP": {"spouse"},
+                "ECH": {"child"},
+                "FAM": {"spouse", "child"},
+            }[line["HD05"]]
+            if kinds != expected:
+                member = next(seg[2] for seg in subscriber if seg[:2] == ["REF", "0F"])
+                problems.append(f"{member} {line['HD04']} {line['HD05']} {sorted(kinds)}")
+    return problems
+
+
+@pytest.mark.parametrize("carrier", ["colonial", "unum", "allstate"])
+def test_tiers_agree_with_dependents(files: dict[str, list[list[str]]], carrier: str) -> None:
+    assert tier_problems(files[carrier]) == []

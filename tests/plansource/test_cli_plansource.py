@@ -69,7 +69,7 @@ def test_pull_publishes_a_snapshot_that_becomes_the_default_source(
     code, stdout, _ = run("snapshots", "list", "--home", str(home), "--json")
     rows = json.loads(stdout)
     assert code == 0 and [row["folder"] for row in rows] == [str(snapshot)]
-    assert rows[0]["newest"] and rows[0]["endpoints"]["subscribers"]["records"] == 65
+    assert rows[0]["newest"] and rows[0]["endpoints"]["subscribers"]["records"] == 70
 
 
 def test_pull_json_and_explicit_out(plansource_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_edi_sandbox_plansource_serves_over_http(tmp_path: Path) -> None:
                 time.sleep(0.05)
         settings = Workspace.open(workspace_for_url(root, tmp_path)).settings.plansource
         with PlanSourceClient(settings, ClientSecret("sandbox", "sandbox-secret")) as client:
-            assert sum(1 for _ in client.records("/coverages")) == 244
+            assert sum(1 for _ in client.records("/coverages")) == 255
         assert httpx.get(f"{root}/_sandbox/stats").json()["statuses"]["429"] > 0
     finally:
         server.terminate()

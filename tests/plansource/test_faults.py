@@ -124,7 +124,7 @@ def test_a_short_page(plansource_sandbox: Sandbox, tmp_path: Path) -> None:
     api = plansource_sandbox(SAMPLE_EXPORT, Faults(short_page="subscribers:2"))
     error = failed_pull(api, tmp_path, per_page=20)
     assert error.code == "plansource-short-page"
-    assert "GET /subscribers page 2: 19 records, but total 65 at per_page 20 promises 20" in (
+    assert "GET /subscribers page 2: 19 records, but total 70 at per_page 20 promises 20" in (
         error.message
     )
 

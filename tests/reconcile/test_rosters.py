@@ -53,8 +53,8 @@ def test_csv_census_round_trip(
     code, out, _ = reconcile(capsys, recon_home, census, "--json")
     assert code == 1
     assert found_keys(json.loads(out)) == {
-        ("tier-mismatch", "1112", None, "5088", "HD05"),
-        ("effective-date-mismatch", "1134", None, "5184", "348"),
+        ("tier-mismatch", "1112", None, "5099", "HD05"),
+        ("effective-date-mismatch", "1134", None, "5195", "348"),
         ("missing-at-carrier", "1139", None, None, None),
     }
 
