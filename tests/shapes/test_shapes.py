@@ -180,8 +180,8 @@ def test_deceased_dependent_and_subscriber_carry_ins11_ins12(
     )
     export.dependent(21, 1, "child")
     export.coverage(
-        10, 1, "colonial_accident_1", coverage_level="Employee + Family", dependent_ids=[20, 21]
-    )
+        10, 1, "colonial_accident_1", coverage_level="Employee + Children", dependent_ids=[20, 21]
+    )  # the tier already says who is left: the spouse's cover ended with her death
     export.subscriber(
         2,
         employment_status="Terminated",
