@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer import _click as click  # typer 0.29 bundles its own click: its errors are these
 
 from edi.errors import EdiError, UsageError
 from edi.findings import Finding
@@ -420,9 +420,9 @@ def main(argv: list[str] | None = None) -> None:
             err.print_exception()
         report_error(unexpected_failure(failure))
         sys.exit(1)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(1)
     except click.ClickException as usage:
