@@ -4,6 +4,7 @@ request; and no other command loads the web stack."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -197,8 +198,23 @@ def test_generate_never_imports_the_web_stack(tmp_path: Path) -> None:
         "('starlette', 'uvicorn', 'edi'))\n"
         "print(' '.join(loaded))\n"
     )
+    home = tmp_path / "demo-workspace"  # a copy: tests never write into the repository's state/
+    shutil.copytree(REPO / "carriers", home / "carriers")
+    shutil.copyfile(REPO / "edi.toml", home / "edi.toml")
+    (home / "samples").symlink_to(REPO / "samples")
     result = subprocess.run(
-        [sys.executable, "-c", probe, "generate", "--carrier", "colonial", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            probe,
+            "--home",
+            str(home),
+            "generate",
+            "--carrier",
+            "colonial",
+            "--out",
+            str(tmp_path / "out"),
+        ],
         cwd=REPO,
         env=_env(),
         capture_output=True,
