@@ -23,22 +23,6 @@ from edi.profiles import CarrierProfile, load_profile, profile_names
 from edi.schedules import Schedule, load_schedules
 from edi.workspace import Workspace
 
-DISCREPANCIES_FILE = "discrepancies.sqlite"
-DISCREPANCY_COLUMNS = (
-    "id",
-    "carrier",
-    "kind",
-    "subscriber_id",
-    "member_id",
-    "dependent_id",
-    "coverage_id",
-    "field",
-    "severity",
-    "status",
-    "first_seen",
-    "last_seen",
-    "notes",
-)
 # Runs that concern a file: the deliveries page lists these.
 DELIVERY_EVENTS = ("delivery", *FAILURE_EVENTS)
 ENCRYPTED_SUFFIXES = (".pgp", ".gpg", ".asc")
@@ -304,13 +288,15 @@ class ConsoleData:
 
     def discrepancies(self) -> list[dict[str, Any]] | None:
         """None when reconciliation has not run here yet."""
-        path = self.workspace.state_dir / DISCREPANCIES_FILE
+        from edi.discrepancies import COLUMNS, store_path
+
+        path = store_path(self.workspace.state_dir)
         if not path.is_file():
             return None
         try:
             with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
                 rows = db.execute(
-                    f"SELECT {', '.join(DISCREPANCY_COLUMNS)} FROM discrepancies "
+                    f"SELECT {', '.join(COLUMNS)} FROM discrepancies "
                     "ORDER BY kind, carrier, first_seen, id"
                 ).fetchall()
         except sqlite3.OperationalError:
@@ -318,7 +304,7 @@ class ConsoleData:
         identifiers = self._identifiers()
         found = []
         for row in rows:
-            item = dict(zip(DISCREPANCY_COLUMNS, row, strict=True))
+            item = dict(zip(COLUMNS, row, strict=True))
             item["member_id"] = safe_member_id(
                 item["member_id"], identifiers.get(str(item["carrier"]))
             )
