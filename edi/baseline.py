@@ -10,7 +10,6 @@ describes (it holds the same data they do) and is never printed.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edi.members import CoverageLine, Member, Person
+from edi.private import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (
@@ -115,9 +115,7 @@ class BaselineStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():  # it holds PHI: owner-only from its first byte, whatever the umask
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(path, 0o600)
+        private_file(path)  # it holds PHI
         with self._db() as db:
             db.executescript(SCHEMA)
 

@@ -13,7 +13,6 @@ ignored discrepancy stays ignored while it persists.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edi.errors import UsageError
+from edi.private import private_dir, private_file
 from edi.reconcile import Discrepancy
 
 SCHEMA = """
@@ -99,11 +99,8 @@ def _note(at: str, status: str, note: str) -> dict[str, str]:
 class DiscrepancyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o700)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(path, 0o600)
+        private_dir(path.parent)
+        private_file(path)
         with self._db() as db:
             db.executescript(SCHEMA)
 

@@ -46,6 +46,7 @@ from edi.faults import crash_point, instrumented
 from edi.mapping import MappingContext
 from edi.members import FileType, MappingReport, Member
 from edi.plansource.export import SubscriberRecords, read_export
+from edi.private import private_dir, private_file
 from edi.profiles import CarrierProfile, check_carrier_name, load_profile, profile_names
 from edi.rules import RuleContext, RulesReport, screen
 from edi.rules.stage import MAX_LISTED_UNCLAIMED, note_unclaimed
@@ -53,8 +54,6 @@ from edi.runs import (
     RunLocked,
     carrier_run,
     preview_scratch,
-    private_dir,
-    private_file,
 )
 from edi.validate import ValidationReport, validate_file
 from edi.workspace import Workspace

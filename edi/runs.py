@@ -10,7 +10,6 @@ killed run left there is removed by the next run of that carrier before it start
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from edi.errors import EdiError
+from edi.private import private_dir
 from edi.profiles import check_carrier_name
 
 PREVIEW_SCRATCH_MAX_AGE_S = 3600
@@ -27,20 +27,6 @@ PREVIEW_SCRATCH_MAX_AGE_S = 3600
 
 class RunLocked(EdiError):
     """Another run of the same carrier held the lock for longer than the wait allows."""
-
-
-def private_dir(path: Path) -> Path:
-    """A folder only this user can enter, whatever the umask (its parents stay as they are)."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
-
-
-def private_file(path: Path) -> Path:
-    """Make a file that holds PHI or keys readable by its owner only."""
-    with contextlib.suppress(FileNotFoundError):
-        os.chmod(path, 0o600)
-    return path
 
 
 def scratch_root(state_dir: Path) -> Path:

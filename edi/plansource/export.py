@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import marshal
-import os
 import shutil
 import sqlite3
 import tempfile
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from edi.errors import SourceDataError
 from edi.plansource.models import Coverage, Dependent, Subscriber
+from edi.private import private_file
 
 MAX_REPORTED_PROBLEMS = 50
 READ_BLOCK = 1 << 20
@@ -517,7 +517,7 @@ def read_export(
     # The index holds PHI: it lives in the caller's private scratch (a run's, under state/).
     scratch = Path(tempfile.mkdtemp(prefix="edi-source-", dir=scratch_parent))
     records = scratch / "records.sqlite"
-    os.close(os.open(records, os.O_CREAT | os.O_WRONLY, 0o600))
+    private_file(records)
     db = sqlite3.connect(records, isolation_level=None)
     try:
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)

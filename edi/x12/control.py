@@ -11,7 +11,6 @@ from it, and new numbers always start above the highest ever logged for the carr
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable
 from contextlib import closing
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edi.private import private_file
 from edi.x12.writer import Envelope
 
 MAX_CONTROL_NUMBER = 999_999_999
@@ -61,9 +61,7 @@ class ControlNumbers:
 
     def _connect(self) -> sqlite3.Connection:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.db_path.exists():
-            os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(self.db_path, 0o600)
+        private_file(self.db_path)
         connection = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(SCHEMA)
