@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.workspace",
     "tests.support.servers",
     "tests.support.plansource_server",
+    "tests.support.postgres",
 ]
