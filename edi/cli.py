@@ -336,6 +336,7 @@ COMMAND_MODULES = (
     "edi.cli_changes",
     "edi.cli_schedules",
     "edi.cli_console",
+    "edi.cli_store",
 )
 
 
