@@ -354,6 +354,7 @@ COMMAND_MODULES = (
     "edi.cli_schedules",
     "edi.cli_console",
     "edi.cli_reconcile",
+    "edi.cli_store",
 )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import transmit
-from edi import delivery_config
+from edi import delivery_config, store
 from edi.baseline import BaselineReader, BaselineStore, ProposalWriter
 from edi.changes import (
     ChangesConfig,
@@ -932,6 +932,7 @@ def run(
             schedule_id=schedule_id,
             facts=lambda: made[0] if made else None,
         ),
+        store.run_lock(workspace, carrier, wait_s=lock_wait_s(workspace)),
         carrier_run(workspace.state_dir, carrier, wait_s=lock_wait_s(workspace)) as scratch,
     ):
         profile = load_profile(workspace, carrier)
@@ -1013,6 +1014,7 @@ def send(
             schedule_id=schedule_id,
             facts=lambda: scanned[0] if scanned else None,
         ),
+        store.run_lock(workspace, carrier, wait_s=lock_wait_s(workspace)),
         carrier_run(workspace.state_dir, carrier, wait_s=lock_wait_s(workspace)),
     ):
         profile = load_profile(workspace, carrier)

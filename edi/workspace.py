@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edi.errors import ConfigError
 
@@ -65,7 +65,37 @@ class LogSettings(StrictModel):
     announce_heads: bool = False
 
 
+class StoreSettings(StrictModel):
+    """`[store]`: the shared PostgreSQL store (queue, job records, run locks).
+
+    `url` may name the host and database but never carries a password (a file is no place for
+    it); `url_env` names the environment variable holding the full URL.
+    """
+
+    url: str | None = None
+    url_env: str = "EDI_STORE_URL"
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+        if parts.password:
+            raise ValueError("must not carry a password: put the whole URL in url_env instead")
+        return value
+
+
+WORKSPACE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
 class WorkspaceSettings(StrictModel):
+    name: str | None = Field(None, pattern=WORKSPACE_NAME)
+    store: StoreSettings | None = None
     source: str | None = None
     sample_data: bool = False
     alerts: AlertSettings = Field(default_factory=AlertSettings)
@@ -73,6 +103,14 @@ class WorkspaceSettings(StrictModel):
     plansource: PlanSourceSettings = Field(default_factory=PlanSourceSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _named_with_store(self) -> WorkspaceSettings:
+        if self.store is not None and not self.name:
+            raise ValueError(
+                'a workspace with a [store] needs a name (name = "acme"), unique in the store'
+            )
+        return self
 
 
 def format_validation_error(file: Path, exc: ValidationError) -> list[str]:

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.support.workspace",
     "tests.support.servers",
     "tests.support.plansource_server",
+    "tests.support.postgres",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,0 +1,123 @@
+"""`edi store init`, workspace names, `edi enqueue` and `edi jobs` against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.scaleout.helpers import add_store
+from tests.support.postgres import PostgresServer
+from tests.support.workspace import edi
+
+
+@pytest.fixture
+def store_home(edi_home: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (edi_home / "edi.toml").write_text("")
+    add_store(edi_home, "acme")
+    monkeypatch.setenv("EDI_STORE_URL", pg_url)
+    return edi_home
+
+
+def test_store_init_creates_both_schemas_then_is_a_no_op(
+    capsys: pytest.CaptureFixture[str], store_home: Path, pg_url: str
+) -> None:
+    code, out, _ = edi(capsys, "store", "init")
+    assert code == 0 and "created procrastinate, edi_runs" in out
+    with psycopg.connect(pg_url) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
+    assert {"procrastinate_jobs", "procrastinate_events", "edi_runs"} <= tables
+    code, out, _ = edi(capsys, "store", "init")
+    assert code == 0 and "already up to date" in out
+
+
+def test_the_store_password_is_never_printed(
+    capsys: pytest.CaptureFixture[str],
+    edi_home: Path,
+    postgres_server: PostgresServer,
+    pg_url: str,
+) -> None:
+    database = pg_url.rsplit("/", 1)[1]
+    url = postgres_server.url(database, password="s3cret-pw")  # trust auth ignores it
+    code, out, err = edi(capsys, "store", "init", "--store-url", url)
+    assert code == 0 and "postgres:***@" in out
+    assert "s3cret-pw" not in out + err
+    bad = postgres_server.url("no_such_database", password="s3cret-pw")
+    code, out, err = edi(capsys, "store", "init", "--store-url", bad)
+    assert code == 1 and "store-unreachable" in err and "postgres:***@" in err
+    assert "s3cret-pw" not in out + err
+
+
+def test_a_workspace_with_a_store_needs_a_name(
+    capsys: pytest.CaptureFixture[str], edi_home: Path
+) -> None:
+    (edi_home / "edi.toml").write_text("[store]\n")
+    code, _, err = edi(capsys, "enqueue", "--carrier", "colonial")
+    assert code == 2 and "needs a name" in err
+    (edi_home / "edi.toml").write_text(
+        'name = "acme"\n[store]\nurl = "postgresql://u:pw@127.0.0.1/db"\n'
+    )
+    code, _, err = edi(capsys, "enqueue", "--carrier", "colonial")
+    assert code == 2 and "must not carry a password" in err and "pw@" not in err
+
+
+def test_enqueue_without_a_store_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], edi_home: Path
+) -> None:
+    code, _, err = edi(capsys, "enqueue", "--carrier", "colonial")
+    assert code == 2 and "store-not-configured" in err
+
+
+def test_enqueue_before_store_init_says_so(
+    capsys: pytest.CaptureFixture[str], store_home: Path
+) -> None:
+    code, _, err = edi(capsys, "enqueue", "--carrier", "colonial")
+    assert code == 2 and "store-not-initialized" in err
+
+
+def test_a_duplicate_enqueue_is_a_no_op_and_jobs_list_shows_the_one_job(
+    capsys: pytest.CaptureFixture[str], store_home: Path
+) -> None:
+    assert edi(capsys, "store", "init")[0] == 0
+    code, out, _ = edi(capsys, "enqueue", "--carrier", "colonial", "--as-of", "2026-11-24")
+    assert code == 0
+    job_id = int(out.strip())
+    code, out, _ = edi(capsys, "enqueue", "--carrier", "colonial")
+    assert code == 0 and out.startswith(f"already queued as job {job_id}")
+    code, out, _ = edi(capsys, "enqueue", "--carrier", "unum")
+    assert code == 0 and int(out.strip()) != job_id
+    code, out, _ = edi(capsys, "jobs", "list", "--json")
+    rows = json.loads(out)
+    first = rows[0]
+    assert (first["id"], first["status"], first["workspace"], first["carrier"]) == (
+        job_id,
+        "queued",
+        "acme",
+        "colonial",
+    )
+    assert len(rows) == 2 and rows[0]["queued_at"] and rows[0]["attempts"] == 0
+    code, out, _ = edi(capsys, "jobs", "list")
+    assert code == 0 and f"{job_id}  queued     acme/colonial" in out
+
+
+def test_enqueue_refuses_an_unknown_carrier(
+    capsys: pytest.CaptureFixture[str], store_home: Path
+) -> None:
+    assert edi(capsys, "store", "init")[0] == 0
+    code, _, _ = edi(capsys, "enqueue", "--carrier", "nosuch")
+    assert code == 2
+    code, out, _ = edi(capsys, "jobs", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_retry_refuses_queued_and_unknown_jobs(
+    capsys: pytest.CaptureFixture[str], store_home: Path
+) -> None:
+    assert edi(capsys, "store", "init")[0] == 0
+    job_id = edi(capsys, "enqueue", "--carrier", "colonial")[1].strip()
+    code, _, err = edi(capsys, "jobs", "retry", job_id)
+    assert code == 2 and "job-not-retryable" in err
+    code, _, err = edi(capsys, "jobs", "retry", "999999")
+    assert code == 2 and "job-not-found" in err
