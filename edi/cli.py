@@ -11,11 +11,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer import _click as click  # typer >= 0.20 bundles its own click; its errors are these
 
 from edi.errors import EdiError, UsageError
 from edi.workspace import Workspace
@@ -25,9 +25,27 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 carriers_app = typer.Typer(help="Carrier profiles (carriers/*.toml).", no_args_is_help=True)
 app.add_typer(carriers_app, name="carriers")
+
+
+def _flags_without_type_label() -> None:
+    """typer 0.29's help prints `<bool>` beside every flag; a flag takes no value, so show none."""
+    option_class: Any = getattr(typer.core, "TyperOption", None)
+    original = getattr(option_class, "display_type_rich", None)
+    if original is None or getattr(original, "_edi_patched", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._edi_patched = True  # type: ignore[attr-defined]
+    option_class.display_type_rich = display_type_rich
+
+
+_flags_without_type_label()
 
 out = Console()
 err = Console(stderr=True)
@@ -70,9 +88,23 @@ def workspace(home: Path | None) -> Workspace:
     return Workspace.open(home or STATE["home"])
 
 
+def _version(value: bool) -> None:
+    if value:
+        from edi import __version__
+
+        print(f"edi {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     home: HomeOption = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     pinned_now: Annotated[
         str | None, typer.Option("--now", hidden=True, help="ISO datetime to use as now.")
@@ -303,22 +335,55 @@ def report_error(error: EdiError, shown: int = 20) -> None:
         say(f"[dim]hint: {escape(error.hint)}[/]")
 
 
+def _try_help(ctx: click.Context | None) -> str:
+    path = ctx.command_path if ctx is not None else "edi"
+    return f"Try '{path} --help' for help."
+
+
+def report_usage(usage: click.exceptions.UsageError) -> None:
+    """One line saying what is wrong, one saying where help is; never a traceback."""
+    message = usage.format_message().strip().replace("\n", " ")
+    param_name = getattr(getattr(usage, "param", None), "name", "")
+    if isinstance(usage, click.exceptions.MissingParameter) and param_name == "carrier":
+        message += _known_carriers()
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    err.print(f"[dim]{escape(_try_help(usage.ctx))}[/]", soft_wrap=True, highlight=False)
+
+
+def _known_carriers() -> str:
+    try:
+        from edi.profiles import profile_names
+
+        names = profile_names(Workspace.open(STATE.get("home")))
+    except EdiError:
+        return ""
+    return f" (carriers here: {', '.join(names)})" if names else ""
+
+
 def main(argv: list[str] | None = None) -> None:
     _register_optional_commands()
     try:
-        returned = app(args=argv, standalone_mode=False)
+        returned = app(args=argv, prog_name="edi", standalone_mode=False)
     except EdiError as error:
         if STATE["debug"]:
             err.print_exception()
         report_error(error)
         sys.exit(error.exit_code)
-    except click.exceptions.Exit as done:
+    except click.exceptions.NoArgsIsHelpError as bare:
+        # A bare `edi` or `edi log`: the help (typer's rich help prints itself) and exit 2.
+        if bare.format_message().strip():
+            err.print(bare.format_message(), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.UsageError as usage:
+        report_usage(usage)
+        sys.exit(2)
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(1)
-    except click.ClickException as usage:
-        usage.show()
+    except click.ClickException as failure:
+        err.print(f"[red]error:[/] {escape(failure.format_message())}", highlight=False)
         sys.exit(2)
     # Without standalone mode click hands back `typer.Exit` codes instead of exiting.
     sys.exit(returned if isinstance(returned, int) else 0)

@@ -58,12 +58,24 @@ class WorkspaceSettings(StrictModel):
     plansource: PlanSourceSettings = Field(default_factory=PlanSourceSettings)
 
 
-def format_validation_error(file: Path, exc: ValidationError) -> list[str]:
-    """`file: key.path: problem` lines; never the offending values."""
+def format_validation_error(
+    file: Path, exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[str]:
+    """`file: key.path: problem` lines; never the offending values. With the model, an unknown
+    key gets the closest known one (`sorce` → did you mean 'source'?)."""
+    from edi.suggest import allowed_keys, did_you_mean
+
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        lines.append(f"{file}: {key}: {error['msg']}")
+        message = error["msg"]
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            message = "unknown key"
+            if model is not None:
+                *parent, name = error["loc"]
+                suggestion = did_you_mean(str(name), allowed_keys(model, parent))
+                message += f", {suggestion}" if suggestion else ""
+        lines.append(f"{file}: {key}: {message}")
     return lines
 
 
@@ -88,9 +100,12 @@ class Workspace:
         try:
             settings = WorkspaceSettings.model_validate(raw)
         except ValidationError as exc:
-            lines = format_validation_error(settings_file, exc)
+            lines = format_validation_error(settings_file, exc, WorkspaceSettings)
             raise ConfigError(
-                "workspace-invalid", lines[0], details=lines, hint="See README: edi.toml"
+                "workspace-invalid",
+                lines[0],
+                details=lines[1:],
+                hint="The keys edi.toml takes are listed in README.md, section Workspace settings.",
             ) from None
         return cls(root, settings)
 
