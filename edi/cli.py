@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from typer import _click as click  # typer >= 0.20 bundles its own click; its errors are these
 
 from edi.errors import EdiError, UsageError
@@ -47,7 +46,8 @@ def _flags_without_type_label() -> None:
 
 _flags_without_type_label()
 
-out = Console()
+# Plain lines never wrap: a pipe or a log gets each fact on one line.
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 STATE: dict[str, Any] = {"debug": False, "home": None}
 
@@ -139,20 +139,25 @@ def carriers_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
         ]
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"Carrier profiles in {ws.carriers_dir}")
-    for column in ("name", "carrier", "claims", "plans", "usage", "file type"):
-        table.add_column(column)
-    for p in profiles:
-        file_type = str((p.changes or {}).get("file_type", "full"))
-        table.add_row(
-            p.name,
-            p.display_name,
-            ", ".join(p.claims),
-            str(len(p.plans)),
-            p.interchange.usage,
-            file_type,
-        )
-    out.print(table)
+    from edi.output import render_table
+
+    render_table(
+        out,
+        err,
+        f"Carrier profiles in {ws.carriers_dir}",
+        ("name", "carrier", "claims", "plans", "usage", "file type"),
+        [
+            (
+                p.name,
+                p.display_name,
+                ", ".join(p.claims),
+                len(p.plans),
+                p.interchange.usage,
+                str((p.changes or {}).get("file_type", "full")),
+            )
+            for p in profiles
+        ],
+    )
 
 
 @carriers_app.command("show")
@@ -177,42 +182,58 @@ def carriers_show(name: str, home: HomeOption = None, as_json: JsonOption = Fals
         f"{profile.members.termination_date_is.replace('_', ' ')}; "
         f"declines: {profile.declines.send}"
     )
-    table = Table(title="Plans")
-    for column in ("lookup code", "HD03", "HD04", "HD05", "2300 REF"):
-        table.add_column(column)
-    for code, plan in sorted(profile.plans.items()):
-        refs = ", ".join(f"{r.qualifier}*{r.value}" for r in plan.refs)
-        table.add_row(
-            code, plan.insurance_line, plan.plan_code, plan.coverage_level or "by level", refs
-        )
-    out.print(table)
+    from edi.output import render_table
 
-
-def _summary_table(summary: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{summary['carrier']}: {summary['file_type']} 834, ISA13 {summary['isa13']}"
+    render_table(
+        out,
+        err,
+        "Plans",
+        ("lookup code", "HD03", "HD04", "HD05", "2300 REF"),
+        [
+            (
+                code,
+                plan.insurance_line,
+                plan.plan_code,
+                plan.coverage_level or "by level",
+                ", ".join(f"{r.qualifier}*{r.value}" for r in plan.refs),
+            )
+            for code, plan in sorted(profile.plans.items())
+        ],
     )
-    table.add_column("")
-    table.add_column("count", justify="right")
-    for key in (
-        "members",
-        "subscribers",
-        "dependents",
-        "additions",
-        "changes",
-        "terminations",
-        "coverage_lines",
-        "elections_ended",
-        "declines_skipped",
-        "declines_sent",
-        "future_coverages",
-        "test_employees_skipped",
-        "segments",
-    ):
-        table.add_row(key.replace("_", " "), str(summary[key]))
+
+
+SUMMARY_KEYS = (
+    "members",
+    "subscribers",
+    "dependents",
+    "additions",
+    "changes",
+    "terminations",
+    "coverage_lines",
+    "elections_ended",
+    "declines_skipped",
+    "declines_sent",
+    "future_coverages",
+    "test_employees_skipped",
+    "segments",
+)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A generate/run summary on stderr (stdout carries the file's path)."""
+    from edi.output import render_table
+
+    rows: list[tuple[str, object]] = [(k.replace("_", " "), summary[k]) for k in SUMMARY_KEYS]
     if summary["quarantined"]:
-        table.add_row("quarantined records", str(len(summary["quarantined"])))
-    return table
+        rows.append(("quarantined records", len(summary["quarantined"])))
+    render_table(
+        err,
+        err,
+        f"{summary['carrier']}: {summary['file_type']} 834, ISA13 {summary['isa13']}",
+        ("", "count"),
+        rows,
+        right=("count",),
+    )
 
 
 @app.command()
@@ -259,7 +280,7 @@ def generate(
         err.print(
             f"[yellow]Using SAMPLE PlanSource data from {result.source}[/] (edi.toml sample_data)"
         )
-    err.print(_summary_table(summary))
+    print_summary(summary)
     for line in result.report.quarantined:
         err.print(f"[yellow]quarantined:[/] {escape(line)}")
     print(result.path)

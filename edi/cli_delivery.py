@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 log_app = typer.Typer(
     help="The compliance delivery log (append-only, hash-chained, signed).", no_args_is_help=True
@@ -138,12 +137,24 @@ def log_list(
     if as_json:
         print(json.dumps([{**e.body, "entry_hash": e.entry_hash} for e in entries], indent=2))
         return
-    table = Table(title="Delivery log")
-    for column in COLUMNS:
-        table.add_column(column)
-    for entry in entries:
-        table.add_row(*(str(entry.get(c, "") if c != "seq" else entry.seq) for c in COLUMNS))
-    _cli().out.print(table)
+    from edi.output import local_time, render_table
+
+    def cell(entry: Any, column: str) -> object:
+        if column == "seq":
+            return entry.seq
+        if column == "recorded_at":
+            return local_time(entry.get(column))
+        return entry.get(column, "")
+
+    cli = _cli()
+    render_table(
+        cli.out,
+        cli.err,
+        "Delivery log",
+        COLUMNS,
+        [[cell(entry, c) for c in COLUMNS] for entry in entries],
+        right=("seq", "member_count", "attempt"),
+    )
 
 
 @log_app.command("show")

@@ -184,20 +184,25 @@ def snapshots_list(home: HomeOption = None, as_json: JsonOption = False) -> None
         ]
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"Snapshots in {workspace.snapshots_dir}")
-    for column in ("", "snapshot", "pulled at (UTC)", "subscribers", "dependents", "coverages"):
-        table.add_column(column)
-    for m in manifests:
-        counts = m.counts
-        table.add_row(
-            "*" if m.folder == newest else "",
-            m.folder.name,
-            m.pulled_at.strftime("%Y-%m-%d %H:%M:%S"),
-            str(counts.get("subscribers", 0)),
-            str(counts.get("dependents", 0)),
-            str(counts.get("coverages", 0)),
-        )
-    out.print(table)
+    from edi.output import local_time, render_table
+
+    render_table(
+        out,
+        err,
+        f"Snapshots in {workspace.snapshots_dir}",
+        ("newest", "snapshot", "pulled at", "subscribers", "dependents", "coverages"),
+        [
+            (
+                "*" if m.folder == newest else "",
+                m.folder.name,
+                local_time(m.pulled_at),
+                m.counts.get("subscribers", 0),
+                m.counts.get("dependents", 0),
+                m.counts.get("coverages", 0),
+            )
+            for m in manifests
+        ],
+    )
     if partial:
         err.print(f"{partial} unfinished pull folder(s) (dot-prefixed) are ignored.")
 

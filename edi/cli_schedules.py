@@ -64,12 +64,22 @@ def schedules_list(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="Schedules")
-    for column in rows[0] if rows else ("schedule",):
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        table.add_row(*(str(v) if v is not None else "-" for v in row.values()))
-    cli.out.print(table)
+    from edi.output import local_time, render_table
+
+    columns = ("schedule", "carrier", "cron", "timezone", "enabled", "next_run", "last_outcome")
+    render_table(
+        cli.out,
+        cli.err,
+        "Schedules",
+        (*(c.replace("_", " ") for c in columns), "last at"),
+        [
+            [
+                *(local_time(str(row[c] or "")) if c == "next_run" else row[c] for c in columns),
+                local_time(str(row["last_at"] or "")),
+            ]
+            for row in rows
+        ],
+    )
 
 
 @scheduler_app.command("run")

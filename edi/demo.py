@@ -13,10 +13,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 import transmit
 from edi.delivery_config import delivery_log
+from edi.output import render_table
 from edi.pipeline import RunOutcome, run
 from edi.profiles import profile_names
 from edi.workspace import Workspace
@@ -130,20 +130,24 @@ def run_demo(
 
 def _print_log(workspace: Workspace, out: Console) -> None:
     log = delivery_log(workspace)
-    table = Table(title=f"Delivery log ({log.db_path})")
-    for column in ("seq", "event", "carrier", "outcome", "isa13", "members", "remote file"):
-        table.add_column(column)
-    for entry in log.entries():
-        table.add_row(
-            str(entry.seq),
-            entry.get("event"),
-            entry.get("carrier", ""),
-            entry.get("outcome", ""),
-            entry.get("isa13", ""),
-            str(entry.get("member_count", "")),
-            str(entry.get("remote_final_path", "")),
-        )
-    out.print(table)
+    render_table(
+        out,
+        Console(stderr=True),
+        f"Delivery log ({log.db_path})",
+        ("seq", "event", "carrier", "outcome", "isa13", "members", "remote file"),
+        [
+            (
+                entry.seq,
+                entry.get("event"),
+                entry.get("carrier", ""),
+                entry.get("outcome", ""),
+                entry.get("isa13", ""),
+                entry.get("member_count", ""),
+                entry.get("remote_final_path", ""),
+            )
+            for entry in log.entries()
+        ],
+    )
     report = log.verify()
     verdict = "[green]intact[/]" if report.ok else f"[red]TAMPERED at {report.first_bad_seq}[/]"
     out.print(
