@@ -85,7 +85,7 @@ def guard_override(allow: bool, reason: str | None) -> bool:
 
 
 def workspace(home: Path | None) -> Workspace:
-    return Workspace.open(home or STATE["home"])
+    return Workspace.open(home or STATE["home"], must_exist=True)
 
 
 def _version(value: bool) -> None:
@@ -321,6 +321,7 @@ COMMAND_MODULES = (
     "edi.cli_delivery",
     "edi.cli_changes",
     "edi.cli_schedules",
+    "edi.cli_init",
 )
 
 

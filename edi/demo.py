@@ -125,6 +125,19 @@ def run_demo(
         again = run(workspace, first.carrier, now=now, as_of=as_of)
         err.print(f"re-running {first.carrier}: {again.outcome}, nothing sent twice")
     _print_log(workspace, out)
+    where = f"edi --home {home}"
+    err.print(
+        f"\nThe demo's workspace is {home} (the repository root is a different one).\n"
+        f"Look at it with:\n"
+        f"  {where} log list\n"
+        f"  {where} status\n"
+        f"  {where} log verify\n"
+        f"  {where} show {outcomes[0].facts.path}"
+        if outcomes
+        else "",
+        highlight=False,
+        soft_wrap=True,
+    )
     return outcomes
 
 

@@ -93,9 +93,19 @@ class Workspace:
     settings: WorkspaceSettings
 
     @classmethod
-    def open(cls, home: Path | None = None) -> Workspace:
+    def open(cls, home: Path | None = None, *, must_exist: bool = False) -> Workspace:
+        """With `must_exist`, a folder holding neither edi.toml nor carriers/ is refused before
+        anything is written into it (a mistyped --home must not grow a state/ folder)."""
         root = (home or Path(os.environ.get("EDI_HOME") or Path.cwd())).resolve()
         settings_file = root / SETTINGS_FILE
+        if must_exist and not (settings_file.is_file() or (root / "carriers").is_dir()):
+            origin = "--home" if home else "EDI_HOME" if os.environ.get("EDI_HOME") else "."
+            raise ConfigError(
+                "workspace-missing",
+                f"{root} is not an edi workspace (no {SETTINGS_FILE}, no carriers/); "
+                f"it came from {origin}",
+                hint=f"Create one with `edi init {root}`, or point --home / EDI_HOME at one.",
+            )
         raw = load_toml(settings_file) if settings_file.exists() else {}
         try:
             settings = WorkspaceSettings.model_validate(raw)
