@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 schedules_app = typer.Typer(
     help="Scheduled transmissions (schedules/*.toml).", no_args_is_help=True
@@ -124,56 +123,59 @@ def acks_fetch(
 def status_command(
     home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
-    """Per carrier: last delivery, ack state, next run, anything overdue. Exit 1 if something is
-    overdue, missed or rejected, so monitoring can alert on it."""
+    """Per carrier: last delivered file, last run and its outcome, failures in a row, open acks,
+    next run. Exit 1 while a last run failed, an ack is rejected or overdue, or a run was missed,
+    so monitoring can alert on it."""
     from edi.delivery_config import delivery_log
+    from edi.output import local_time, render_table
     from edi.profiles import profile_names
     from edi.schedules import load_schedules
+    from edi.status import carrier_status
 
     cli = _cli()
     workspace = cli.workspace(home)
     log, now = delivery_log(workspace), cli.now()
     schedules = {s.carrier: s for s in load_schedules(workspace)}
-    rows = []
-    for carrier in profile_names(workspace):
-        entries = log.entries(carrier=carrier)
-        delivery = _last(entries, "delivery")
-        ack = _last(entries, "ack")
-        problems = [
-            e.get("event")
-            for e in entries
-            if e.get("event") in ("run-missed", "ack-overdue")
-            and (delivery is None or e.seq > delivery.seq)
-        ]
-        if (
-            ack is not None
-            and ack.get("ack_status") == "rejected"
-            and (delivery is None or ack.seq > delivery.seq)
-        ):
-            problems.append("ack-rejected")
-        schedule = schedules.get(carrier)
-        next_run = schedule.next_run(now) if schedule and schedule.enabled else None
-        rows.append(
-            {
-                "carrier": carrier,
-                "last_delivery": delivery.get("recorded_at") if delivery else None,
-                "isa13": delivery.get("isa13") if delivery else None,
-                "ack": ack.get("ack_status") if ack else ("awaiting" if delivery else None),
-                "next_run": next_run.isoformat() if next_run else None,
-                "problems": sorted(set(problems)),
-            }
-        )
+    rows = [
+        carrier_status(carrier, log.entries(carrier=carrier), schedules.get(carrier), now)
+        for carrier in profile_names(workspace)
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
-        table = Table(title="Status")
-        for column in ("carrier", "last delivery", "ISA13", "ack", "next run", "problems"):
-            table.add_column(column)
-        for row in rows:
-            table.add_row(
-                *(", ".join(v) if isinstance(v, list) else str(v or "-") for v in row.values())
-            )
-        cli.out.print(table)
+        render_table(
+            cli.out,
+            cli.err,
+            "Status",
+            (
+                "carrier",
+                "last delivered",
+                "ISA13",
+                "last run",
+                "outcome",
+                "failures in a row",
+                "open acks",
+                "ack",
+                "next run",
+                "problems",
+            ),
+            [
+                (
+                    row["carrier"],
+                    local_time(row["last_delivered_at"]),
+                    row["last_delivered_isa13"],
+                    local_time(row["last_run_at"]),
+                    row["last_run_outcome"],
+                    row["consecutive_failures"],
+                    row["open_acks"],
+                    row["ack"],
+                    local_time(row["next_run"]),
+                    "; ".join(row["problem_details"]) or "ok",
+                )
+                for row in rows
+            ],
+            empty="no carrier profiles",
+        )
     if any(row["problems"] for row in rows):
         raise typer.Exit(1)
 
