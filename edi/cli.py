@@ -322,6 +322,7 @@ COMMAND_MODULES = (
     "edi.cli_changes",
     "edi.cli_schedules",
     "edi.cli_init",
+    "edi.cli_inspect",
 )
 
 
