@@ -323,6 +323,7 @@ COMMAND_MODULES = (
     "edi.cli_schedules",
     "edi.cli_init",
     "edi.cli_inspect",
+    "edi.cli_check",
 )
 
 
