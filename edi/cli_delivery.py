@@ -54,13 +54,31 @@ def run_command(
     reason: Annotated[
         str | None, typer.Option(help="Why the guard may be passed (logged).")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Generate, validate and encrypt, show what would be sent; send, log and "
+            "reserve nothing.",
+        ),
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate, validate, encrypt, deliver and log; re-running sends nothing twice."""
+    """Generate, validate, encrypt, deliver and log; re-running sends nothing twice.
+
+    Example: edi run --carrier colonial --dry-run
+    """
     from edi.pipeline import run
 
     cli = _cli()
+    if dry_run:
+        from edi.cli_dry_run import dry_run_command
+
+        dry_run_command(
+            carrier, source, as_of, file_type, allow_mass_termination, reason, home, as_json
+        )
+        return
     outcome = run(
         cli.workspace(home),
         carrier,
