@@ -223,7 +223,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     """A generate/run summary on stderr (stdout carries the file's path)."""
     from edi.output import render_table
 
-    rows: list[tuple[str, object]] = [(k.replace("_", " "), summary[k]) for k in SUMMARY_KEYS]
+    keys = [*SUMMARY_KEYS]
+    for extra in ("disappearances", "reinstatements"):
+        if extra in summary:
+            keys.insert(keys.index("terminations") + 1, extra)
+    rows: list[tuple[str, object]] = [(k.replace("_", " "), summary[k]) for k in keys]
     if summary["quarantined"]:
         rows.append(("quarantined records", len(summary["quarantined"])))
     render_table(
@@ -295,24 +299,83 @@ def validate(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate an 834 with pyx12 and (with --carrier) the profile's rules; exit 0 only if valid."""
+    """Validate an 834 with pyx12 and (with --carrier) the profile's rules; exit 0 only if valid.
+
+    Findings are grouped by code with a count, the first segments and member ids, the decisive
+    ones (envelope, partner ids) first.
+
+    Example: edi validate out/colonial/FILE.834 --carrier colonial
+    """
+    from edi.findings import group_findings
     from edi.profiles import load_profile
     from edi.validate import validate_file
 
     if not file.is_file():
         raise UsageError("file-missing", f"{file} does not exist")
-    profile = load_profile(workspace(home), carrier) if carrier else None
-    report = validate_file(file, profile)
+    ws = workspace(home) if carrier else None
+    profile = load_profile(ws, carrier) if ws is not None and carrier else None
+    size_mb = file.stat().st_size / 1e6
+    with (
+        err.status(
+            f"validating {file.name} ({size_mb:.1f} MB) with pyx12"
+            + (f" and profile {carrier}" if carrier else ""),
+            spinner="dots",
+        )
+        if err.is_terminal and not as_json
+        else _nothing()
+    ):
+        report = validate_file(file, profile)
+    groups = group_findings(report.findings, file)
+    hint = _partner_hint(ws, report.findings, carrier)
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
+        document = report.as_dict()
+        document["groups"] = [g.as_dict() for g in groups]
+        if hint:
+            document["hint"] = hint
+        print(json.dumps(document, indent=2))
     elif report.valid:
         out.print(f"[green]valid[/]: {file}")
     else:
-        for finding in report.findings:
-            out.print(finding.line(), markup=False, highlight=False)
-        err.print(f"[red]invalid[/]: {file}: {len(report.findings)} finding(s)")
+        for group in groups:
+            out.print(group.line(), markup=False, highlight=False)
+        err.print(
+            f"[red]invalid[/]: {escape(str(file))}: {len(report.findings)} finding(s) in "
+            f"{len(groups)} group(s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if hint:
+            err.print(f"[dim]hint: {escape(hint)}[/]", highlight=False, soft_wrap=True)
     if not report.valid:
         raise typer.Exit(1)
+
+
+def _nothing() -> Any:
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def _partner_hint(ws: Workspace | None, findings: list[Any], carrier: str | None) -> str:
+    """When ISA06/ISA08 are another profile's, say which: the usual cause is a wrong --carrier."""
+    mismatch = next((f for f in findings if f.code == "profile-isa-ids"), None)
+    if ws is None or mismatch is None:
+        return ""
+    from edi.profiles import load_profile, profile_names
+
+    ids = mismatch.message.split(" are ", 1)[1].split(",", 1)[0]
+    for name in profile_names(ws):
+        if name == carrier:
+            continue
+        try:
+            other = load_profile(ws, name).interchange
+        except EdiError:
+            continue
+        if f"{other.sender_id}/{other.receiver_id}" == ids:
+            return (
+                f"the file's ISA06/ISA08 belong to profile {name!r}: did you mean --carrier {name}?"
+            )
+    return ""
 
 
 # Stage modules that bring their own commands; each exposes `register(app)`.

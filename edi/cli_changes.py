@@ -31,6 +31,7 @@ def _rows(changes: Any, show_names: bool) -> list[dict[str, str]]:
             "lines": ", ".join(
                 f"HD{line.maintenance} {line.plan_code}" for line in member.coverages
             ),
+            "changed": "; ".join(change.changed_fields),
         }
         if show_names:
             row["name"] = f"{member.person.last_name}, {member.person.first_name}"
