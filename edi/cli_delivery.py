@@ -246,11 +246,21 @@ def log_export(
 def log_report(
     html: Annotated[Path, typer.Option("--html", help="Where to write the page.")],
     carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD, first day included")] = None,
+    until: Annotated[str | None, typer.Option(help="YYYY-MM-DD, last day included")] = None,
     home: HomeOption = None,
 ) -> None:
-    """An HTML page auditors open without the tool: deliveries per carrier, hashes, verification."""
+    """An HTML page auditors open without the tool: a summary per carrier (deliveries,
+    failures, acks), every entry with labelled hashes, the chain verification.
+
+    Example: edi log report --html report.html --since 2026-11-01 --until 2026-11-30
+    """
     log = _log(home)
-    path = log.render_html(html, log.entries(carrier=carrier), log.verify(), _cli().now())
+    start, end = _day(since, "--since"), _day(until, "--until", end=True)
+    entries = log.entries(carrier=carrier, since=start, until=end)
+    path = log.render_html(html, entries, log.verify(), _cli().now(), since=start, until=end)
+    if not entries:
+        _cli().err.print("no deliveries in this period; the page says so", highlight=False)
     print(path)
 
 
