@@ -4,6 +4,7 @@ errors that name records by PlanSource id, and nothing left behind on failure.""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,28 +102,34 @@ def test_carriers_list_and_show(edi_home: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_generate_uses_workspace_default_source(tmp_path: Path) -> None:
-    """Run from the repository root, `edi generate --carrier colonial` needs no flags."""
+    """In a copy of the repository's demo workspace (its edi.toml names `samples/plansource`
+    relative to the workspace), `edi generate --carrier colonial` needs no flags. A copy: a
+    test never reserves control numbers in the repository's own state/."""
     repo = Path(__file__).resolve().parents[2]
     if not (repo / "samples" / "plansource" / "subscribers.json").exists():
         pytest.fail("samples/plansource is missing")
+    home = tmp_path / "demo-workspace"
+    shutil.copytree(repo / "carriers", home / "carriers")
+    shutil.copyfile(repo / "edi.toml", home / "edi.toml")
+    (home / "samples").symlink_to(repo / "samples")
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "edi",
             "--home",
-            str(repo),
+            str(home),
             "generate",
             "--carrier",
             "colonial",
             "--out",
-            str(tmp_path),
+            str(tmp_path / "out"),
             *AS_OF,
         ],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=repo,
+        cwd=home,
     )
     assert done.returncode == 0, done.stderr
     assert "SAMPLE" in done.stderr
