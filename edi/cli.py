@@ -161,7 +161,11 @@ def carriers_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
 
 @carriers_app.command("show")
-def carriers_show(name: str, home: HomeOption = None, as_json: JsonOption = False) -> None:
+def carriers_show(
+    name: Annotated[str, typer.Argument(help="Profile name (carriers/NAME.toml).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """One profile: its envelope ids and every plan it maps."""
     from edi.profiles import load_profile
 
@@ -251,7 +255,12 @@ def generate(
     file_type: Annotated[
         str | None, typer.Option("--type", help="full | changes | audit (default: profile)")
     ] = None,
-    allow_mass_termination: Annotated[bool, typer.Option("--allow-mass-termination")] = False,
+    allow_mass_termination: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-termination", help="Pass the mass-termination guard (needs --reason)."
+        ),
+    ] = False,
     reason: Annotated[str | None, typer.Option(help="Why the guard may be passed.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -274,7 +283,14 @@ def generate(
             file_type=file_type_option(file_type),
             allow_mass_termination=guard_override(allow_mass_termination, reason),
             reason=reason,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(
+                task,
+                completed=done,
+                total=total,
+                # Mapping is done; writing and pyx12's validation come next (no bar stuck at
+                # 100 % with no word of what is happening).
+                description=f"writing and validating {carrier}" if done >= total else None,
+            ),
         )
     summary = result.summary()
     if as_json:

@@ -50,7 +50,7 @@ def diff_command(
         bool, typer.Option("--show-names", help="Show names (your screen only).")
     ] = False,
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Preview the next change file: adds, changes, terms, reinstatements, disappearances."""
     from edi.pipeline import preview

@@ -50,7 +50,12 @@ def run_command(
     file_type: Annotated[
         str | None, typer.Option("--type", help="changes | full | audit (default: profile)")
     ] = None,
-    allow_mass_termination: Annotated[bool, typer.Option("--allow-mass-termination")] = False,
+    allow_mass_termination: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-termination", help="Pass the mass-termination guard (needs --reason)."
+        ),
+    ] = False,
     reason: Annotated[
         str | None, typer.Option(help="Why the guard may be passed (logged).")
     ] = None,
@@ -136,7 +141,9 @@ def _log(home: Path | None) -> Any:
 
 @log_app.command("list")
 def log_list(
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     outcome: Annotated[str | None, typer.Option(help="delivered, failed, ...")] = None,
@@ -176,7 +183,10 @@ def log_list(
 
 
 @log_app.command("show")
-def log_show(seq: int, home: HomeOption = None) -> None:
+def log_show(
+    seq: Annotated[int, typer.Argument(help="Entry number (the seq column).")],
+    home: HomeOption = None,
+) -> None:
     """One entry with every field and its hashes."""
     from edi.errors import UsageError
 
@@ -225,7 +235,9 @@ def log_verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
 @log_app.command("export")
 def log_export(
     fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     home: HomeOption = None,
@@ -245,7 +257,9 @@ def log_export(
 @log_app.command("report")
 def log_report(
     html: Annotated[Path, typer.Option("--html", help="Where to write the page.")],
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="YYYY-MM-DD, first day included")] = None,
     until: Annotated[str | None, typer.Option(help="YYYY-MM-DD, last day included")] = None,
     home: HomeOption = None,

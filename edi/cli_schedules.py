@@ -28,7 +28,8 @@ def _last(entries: list[Any], *events: str) -> Any:
 
 @schedules_app.command("list")
 def schedules_list(
-    home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Each schedule, its next run and its carrier's last outcome."""
     from edi.delivery_config import delivery_log
@@ -94,9 +95,11 @@ def scheduler_run(home: HomeOption = None) -> None:
 
 @acks_app.command("fetch")
 def acks_fetch(
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Fetch TA1/999 files from each carrier's outbound folder, match, log and alert."""
     from edi.acks import fetch_acks
@@ -121,7 +124,8 @@ def acks_fetch(
 
 
 def status_command(
-    home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Per carrier: last delivered file, last run and its outcome, failures in a row, open acks,
     next run. Exit 1 while a last run failed, an ack is rejected or overdue, or a run was missed,

@@ -199,3 +199,22 @@ def test_exit_code_table(
     code, _, err = edi(capsys, *args)
     assert code == expected, err
     assert "Traceback" not in err
+
+
+def test_every_option_and_argument_is_described() -> None:
+    """`edi X -h` explains every parameter (the sandbox is a test stand-in, not for operators)."""
+    _register_optional_commands()
+    undescribed: list[str] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                walk(child, [*path, name])
+            return
+        for param in getattr(command, "params", []):
+            if not getattr(param, "help", None) and not getattr(param, "hidden", False):
+                undescribed.append(f"{' '.join(path)} {param.opts[0]}")
+
+    walk(typer.main.get_command(app), [])
+    assert [u for u in undescribed if not u.startswith("sandbox ")] == []

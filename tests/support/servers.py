@@ -5,9 +5,11 @@ Every key here is a throwaway TEST key generated per test run; none is committed
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -111,11 +113,19 @@ def _gpg(home: Path, *args: str) -> None:
     )
 
 
+def _forget_gnupg_home(home: Path) -> None:
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def make_carrier_key(
     base: Path, name: str, *, usage: str = "sign,encr", expire: str = "never"
 ) -> CarrierKey:
-    home = base / f"{name}-gnupg"
-    home.mkdir(parents=True, mode=0o700)
+    # gpg-agent's socket lives in the GnuPG home and its path must stay under 108 bytes:
+    # pytest's tmp paths under xdist (…/pytest-NNN/popen-gwN/test_long_name0/) can exceed it.
+    home = Path(tempfile.mkdtemp(prefix=f"gpg-{name}-"))
+    home.chmod(0o700)
+    atexit.register(_forget_gnupg_home, home)
     _gpg(
         home,
         "--passphrase",
