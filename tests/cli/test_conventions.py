@@ -182,6 +182,15 @@ def test_profile_key_suggestion(edi_home: Path, capsys: pytest.CaptureFixture[st
         (["status"], 0),
         (["baseline", "show", "--carrier", "colonial"], 0),
         (["run", "--carrier", "colonial", "--as-of", "2026-11-24"], 2),  # no [delivery]
+        (["run", "--carrier", "colonial", "--dry-run"], 2),
+        (["show", "samples/out/ACME_colonial_834_20261124_000000001.834"], 0),
+        (["show", "README.md"], 1),
+        (["show", "no-such-file.834"], 2),
+        (["check", "--carrier", "colonial"], 1),  # no [delivery]: the check fails
+        (["check", "--carrier", "nobody"], 2),
+        (["init", "."], 2),  # the repository already is a workspace
+        (["diff", "--carrier", "colonial", "--as-of", "2026-11-24"], 0),
+        (["generate", "--carrier", "colonial", "--as-of", "2026-11-24", "--type", "weekly"], 2),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )
