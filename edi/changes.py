@@ -63,6 +63,9 @@ class MemberChange:
     member: Member
     changed_lines: int
     demographics_changed: bool = False
+    # Which fields and lines changed, by name (`person.address_1`, `line ACCIDENT-1: level`):
+    # never the values, so previews and logs stay free of PHI.
+    changed_fields: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -109,6 +112,7 @@ class ChangeSet:
                     "ins03": c.member.maintenance,
                     "lines": c.changed_lines,
                     "demographics_changed": c.demographics_changed,
+                    "changed": list(c.changed_fields),
                 }
                 for c in self.changes
             ],
@@ -133,6 +137,46 @@ def _line_differs(now: CoverageLine, then: CoverageLine) -> bool:
         then.premium,
         then.refs,
     )
+
+
+_DEMOGRAPHIC_FIELDS = ("member_id", "relationship", "employment_status", "group_number")
+_LINE_FIELDS = {
+    "plan_code": "plan",
+    "insurance_line": "insurance line",
+    "level": "level",
+    "begin": "begin",
+    "premium": "premium",
+    "refs": "refs",
+}
+
+
+def changed_fields(now: Member, then: Member | None, lines: list[CoverageLine]) -> tuple[str, ...]:
+    """Names of what differs between the baseline member and now, and what each sent line
+    does (`line CANCER-1: ended`)."""
+    from dataclasses import fields
+
+    if then is None:
+        return ()
+    names = [
+        f"person.{f.name}"
+        for f in fields(now.person)
+        if getattr(now.person, f.name) != getattr(then.person, f.name)
+    ]
+    names += [name for name in _DEMOGRAPHIC_FIELDS if getattr(now, name) != getattr(then, name)]
+    before = {line.coverage_id: line for line in then.coverages}
+    for line in lines:
+        old = before.get(line.coverage_id)
+        label = f"line {line.plan_code}"
+        if line.maintenance == "024":
+            names.append(f"{label}: ended")
+        elif line.maintenance in ("021", "025") and (old is None or not is_active(old)):
+            names.append(f"{label}: {'reinstated' if line.maintenance == '025' else 'added'}")
+        elif old is not None:
+            differ = [
+                n for attr, n in _LINE_FIELDS.items() if getattr(line, attr) != getattr(old, attr)
+            ]
+            names.append(f"{label}: {', '.join(differ) or 'changed'}")
+    return tuple(names)
 
 
 def _demographics(member: Member) -> tuple[object, ...]:
@@ -241,7 +285,13 @@ def diff_member(ctx: DiffContext, now: Member, then: Member | None) -> MemberCha
         coverages=tuple(lines),
         dates=_with_dates(now, maintenance, lines),
     )
-    return MemberChange(kind, member, len(lines), demographics_changed)  # type: ignore[arg-type]
+    return MemberChange(
+        kind,  # type: ignore[arg-type]
+        member,
+        len(lines),
+        demographics_changed,
+        changed_fields(now, then, lines),
+    )
 
 
 def disappeared(ctx: DiffContext, then: Member) -> MemberChange | None:

@@ -6,6 +6,7 @@ Heavy imports (pyx12, paramiko, gnupg, httpx) happen inside the commands that ne
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import sys
 from datetime import UTC, date, datetime
@@ -15,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from typer import _click as click  # typer 0.29 bundles its own click: its errors are these
 
 from edi.errors import EdiError, UsageError
@@ -27,11 +27,30 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 carriers_app = typer.Typer(help="Carrier profiles (carriers/*.toml).", no_args_is_help=True)
 app.add_typer(carriers_app, name="carriers")
 
-out = Console()
+
+def _flags_without_type_label() -> None:
+    """typer 0.29's help prints `<bool>` beside every flag; a flag takes no value, so show none."""
+    option_class: Any = getattr(typer.core, "TyperOption", None)
+    original = getattr(option_class, "display_type_rich", None)
+    if original is None or getattr(original, "_edi_patched", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._edi_patched = True  # type: ignore[attr-defined]
+    option_class.display_type_rich = display_type_rich
+
+
+_flags_without_type_label()
+
+# Plain lines never wrap: a pipe or a log gets each fact on one line.
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 STATE: dict[str, Any] = {"debug": False, "home": None}
 
@@ -69,12 +88,26 @@ def guard_override(allow: bool, reason: str | None) -> bool:
 
 
 def workspace(home: Path | None) -> Workspace:
-    return Workspace.open(home or STATE["home"])
+    return Workspace.open(home or STATE["home"], must_exist=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edi import __version__
+
+        print(f"edi {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def main_options(
     home: HomeOption = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     pinned_now: Annotated[
         str | None, typer.Option("--now", hidden=True, help="ISO datetime to use as now.")
@@ -109,24 +142,33 @@ def carriers_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
         ]
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"Carrier profiles in {ws.carriers_dir}")
-    for column in ("name", "carrier", "claims", "plans", "usage", "file type"):
-        table.add_column(column)
-    for p in profiles:
-        file_type = str((p.changes or {}).get("file_type", "full"))
-        table.add_row(
-            p.name,
-            p.display_name,
-            ", ".join(p.claims),
-            str(len(p.plans)),
-            p.interchange.usage,
-            file_type,
-        )
-    out.print(table)
+    from edi.output import render_table
+
+    render_table(
+        out,
+        err,
+        f"Carrier profiles in {ws.carriers_dir}",
+        ("name", "carrier", "claims", "plans", "usage", "file type"),
+        [
+            (
+                p.name,
+                p.display_name,
+                ", ".join(p.claims),
+                len(p.plans),
+                p.interchange.usage,
+                str((p.changes or {}).get("file_type", "full")),
+            )
+            for p in profiles
+        ],
+    )
 
 
 @carriers_app.command("show")
-def carriers_show(name: str, home: HomeOption = None, as_json: JsonOption = False) -> None:
+def carriers_show(
+    name: Annotated[str, typer.Argument(help="Profile name (carriers/NAME.toml).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """One profile: its envelope ids and every plan it maps."""
     from edi.profiles import load_profile
 
@@ -147,47 +189,65 @@ def carriers_show(name: str, home: HomeOption = None, as_json: JsonOption = Fals
         f"{profile.members.termination_date_is.replace('_', ' ')}; "
         f"declines: {profile.declines.send}"
     )
-    table = Table(title="Plans")
-    for column in ("lookup code", "HD03", "HD04", "HD05", "2300 REF"):
-        table.add_column(column)
-    for code, plan in sorted(profile.plans.items()):
-        refs = ", ".join(f"{r.qualifier}*{r.value}" for r in plan.refs)
-        table.add_row(
-            code, plan.insurance_line, plan.plan_code, plan.coverage_level or "by level", refs
-        )
-    out.print(table)
+    from edi.output import render_table
 
-
-def _summary_table(summary: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{summary['carrier']}: {summary['file_type']} 834, ISA13 {summary['isa13']}"
+    render_table(
+        out,
+        err,
+        "Plans",
+        ("lookup code", "HD03", "HD04", "HD05", "2300 REF"),
+        [
+            (
+                code,
+                plan.insurance_line,
+                plan.plan_code,
+                plan.coverage_level or "by level",
+                ", ".join(f"{r.qualifier}*{r.value}" for r in plan.refs),
+            )
+            for code, plan in sorted(profile.plans.items())
+        ],
     )
-    table.add_column("")
-    table.add_column("count", justify="right")
-    for key in (
-        "members",
-        "subscribers",
-        "dependents",
-        "additions",
-        "changes",
-        "terminations",
-        "coverage_lines",
-        "elections_ended",
-        "declines_skipped",
-        "declines_sent",
-        "future_coverages",
-        "test_employees_skipped",
-        "segments",
-    ):
-        table.add_row(key.replace("_", " "), str(summary[key]))
-    for reason, count in summary.get("skipped", {}).items():
-        table.add_row(f"skipped: {reason}", str(count))
+
+
+SUMMARY_KEYS = (
+    "members",
+    "subscribers",
+    "dependents",
+    "additions",
+    "changes",
+    "terminations",
+    "coverage_lines",
+    "elections_ended",
+    "declines_skipped",
+    "declines_sent",
+    "future_coverages",
+    "test_employees_skipped",
+    "segments",
+)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A generate/run summary on stderr (stdout carries the file's path)."""
+    from edi.output import render_table
+
+    keys = [*SUMMARY_KEYS]
+    for extra in ("disappearances", "reinstatements"):
+        if extra in summary:
+            keys.insert(keys.index("terminations") + 1, extra)
+    rows: list[tuple[str, object]] = [(k.replace("_", " "), summary[k]) for k in keys]
+    rows += [(f"skipped: {reason}", count) for reason, count in summary.get("skipped", {}).items()]
     if summary.get("held"):
-        table.add_row("held subscribers (quarantine)", str(summary["held_subscribers"]))
-        table.add_row("held member loops", str(summary["held_members"]))
-    for group in summary.get("warnings", []):
-        table.add_row(f"warning: {group['code']}", str(group["count"]))
-    return table
+        rows.append(("held subscribers (quarantine)", summary["held_subscribers"]))
+        rows.append(("held member loops", summary["held_members"]))
+    rows += [(f"warning: {group['code']}", group["count"]) for group in summary.get("warnings", [])]
+    render_table(
+        err,
+        err,
+        f"{summary['carrier']}: {summary['file_type']} 834, ISA13 {summary['isa13']}",
+        ("", "count"),
+        rows,
+        right=("count",),
+    )
 
 
 def print_rule_findings(summary: dict[str, Any]) -> None:
@@ -250,7 +310,12 @@ def generate(
     file_type: Annotated[
         str | None, typer.Option("--type", help="full | changes | audit (default: profile)")
     ] = None,
-    allow_mass_termination: Annotated[bool, typer.Option("--allow-mass-termination")] = False,
+    allow_mass_termination: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-termination", help="Pass the mass-termination guard (needs --reason)."
+        ),
+    ] = False,
     reason: Annotated[str | None, typer.Option(help="Why the guard may be passed.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -273,7 +338,14 @@ def generate(
             file_type=file_type_option(file_type),
             allow_mass_termination=guard_override(allow_mass_termination, reason),
             reason=reason,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(
+                task,
+                completed=done,
+                total=total,
+                # Mapping is done; writing and pyx12's validation come next (no bar stuck at
+                # 100 % with no word of what is happening).
+                description=f"writing and validating {carrier}" if done >= total else None,
+            ),
         )
     summary = result.summary()
     if as_json:
@@ -283,7 +355,7 @@ def generate(
         err.print(
             f"[yellow]Using SAMPLE PlanSource data from {result.source}[/] (edi.toml sample_data)"
         )
-    err.print(_summary_table(summary))
+    print_summary(summary)
     print_rule_findings(summary)
     for line in _warning_lines(result.report.findings):
         err.print(f"[yellow]warning:[/] {escape(line)}")
@@ -314,23 +386,49 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Validate an 834 with pyx12 and (with --carrier) the profile's rules and business edits;
-    exit 0 only if valid (business-edit warnings are listed and do not invalidate)."""
+    exit 0 only if valid (business-edit warnings are listed and do not invalidate).
+
+    Findings are grouped by code with a count, the first segments and member ids, the decisive
+    ones (envelope, partner ids) first.
+
+    Example: edi validate out/colonial/FILE.834 --carrier colonial
+    """
+    from edi.finding_groups import group_findings
     from edi.profiles import load_profile
     from edi.validate import business_findings, validate_file
 
     if not file.is_file():
         raise UsageError("file-missing", f"{file} does not exist")
-    profile = load_profile(workspace(home), carrier) if carrier else None
-    report = validate_file(file, profile)
-    if profile is not None:
-        try:
-            errors, warnings = business_findings(file, profile)
-        except EdiError:
-            errors, warnings = [], []  # a file that cannot be read is already a finding
-        report.findings.extend(errors)
-        report.warnings.extend(warnings)
+    ws = workspace(home) if carrier else None
+    profile = load_profile(ws, carrier) if ws is not None and carrier else None
+    size_mb = file.stat().st_size / 1e6
+    with (
+        err.status(
+            f"validating {file.name} ({size_mb:.1f} MB) with pyx12"
+            + (f" and profile {carrier}" if carrier else ""),
+            spinner="dots",
+        )
+        if err.is_terminal and not as_json
+        else _nothing()
+    ):
+        report = validate_file(file, profile)
+        # Another carrier's file (ISA06/08 are not this profile's): its business edits would
+        # only bury the one finding that matters.
+        if profile is not None and not any(f.code == "profile-isa-ids" for f in report.findings):
+            try:
+                errors, warnings = business_findings(file, profile)
+            except EdiError:
+                errors, warnings = [], []  # a file that cannot be read is already a finding
+            report.findings.extend(errors)
+            report.warnings.extend(warnings)
+    groups = group_findings(report.findings, file)
+    hint = _partner_hint(ws, report.findings, carrier)
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
+        document = report.as_dict()
+        document["groups"] = [g.as_dict() for g in groups]
+        if hint:
+            document["hint"] = hint
+        print(json.dumps(document, indent=2))
         if not report.valid:
             raise typer.Exit(1)
         return
@@ -339,11 +437,46 @@ def validate(
     if report.valid:
         out.print(f"[green]valid[/]: {file}")
     else:
-        for finding in report.findings:
-            out.print(finding.line(), markup=False, highlight=False)
-        err.print(f"[red]invalid[/]: {file}: {len(report.findings)} finding(s)")
+        for group in groups:
+            out.print(group.line(), markup=False, highlight=False)
+        err.print(
+            f"[red]invalid[/]: {escape(str(file))}: {len(report.findings)} finding(s) in "
+            f"{len(groups)} group(s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if hint:
+            err.print(f"[dim]hint: {escape(hint)}[/]", highlight=False, soft_wrap=True)
     if not report.valid:
         raise typer.Exit(1)
+
+
+def _nothing() -> Any:
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def _partner_hint(ws: Workspace | None, findings: list[Any], carrier: str | None) -> str:
+    """When ISA06/ISA08 are another profile's, say which: the usual cause is a wrong --carrier."""
+    mismatch = next((f for f in findings if f.code == "profile-isa-ids"), None)
+    if ws is None or mismatch is None:
+        return ""
+    from edi.profiles import load_profile, profile_names
+
+    ids = mismatch.message.split(" are ", 1)[1].split(",", 1)[0]
+    for name in profile_names(ws):
+        if name == carrier:
+            continue
+        try:
+            other = load_profile(ws, name).interchange
+        except EdiError:
+            continue
+        if f"{other.sender_id}/{other.receiver_id}" == ids:
+            return (
+                f"the file's ISA06/ISA08 belong to profile {name!r}: did you mean --carrier {name}?"
+            )
+    return ""
 
 
 # Stage modules that bring their own commands; each exposes `register(app)`.
@@ -355,6 +488,9 @@ COMMAND_MODULES = (
     "edi.cli_console",
     "edi.cli_reconcile",
     "edi.cli_store",
+    "edi.cli_init",
+    "edi.cli_inspect",
+    "edi.cli_check",
 )
 
 
@@ -390,24 +526,59 @@ def report_error(error: EdiError, shown: int = 20) -> None:
         say(f"[dim]hint: {escape(error.hint)}[/]")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (main() may run many times in one process)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _show_warnings() -> None:
     """The pipeline's warnings (e.g. no alert channel) reach the operator on stderr."""
-    import logging
-
     logger = logging.getLogger("edi")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
         logger.propagate = False
 
 
+def _try_help(ctx: click.Context | None) -> str:
+    path = ctx.command_path if ctx is not None else "edi"
+    return f"Try '{path} --help' for help."
+
+
+def report_usage(usage: click.exceptions.UsageError) -> None:
+    """One line saying what is wrong, one saying where help is; never a traceback."""
+    message = usage.format_message().strip().replace("\n", " ")
+    param_name = getattr(getattr(usage, "param", None), "name", "")
+    if isinstance(usage, click.exceptions.MissingParameter) and param_name == "carrier":
+        message += _known_carriers()
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    err.print(f"[dim]{escape(_try_help(usage.ctx))}[/]", soft_wrap=True, highlight=False)
+
+
+def _known_carriers() -> str:
+    try:
+        from edi.profiles import profile_names
+
+        names = profile_names(Workspace.open(STATE.get("home")))
+    except EdiError:
+        return ""
+    return f" (carriers here: {', '.join(names)})" if names else ""
+
+
 def main(argv: list[str] | None = None) -> None:
     _register_optional_commands()
     _show_warnings()
     try:
-        returned = app(args=argv, standalone_mode=False)
+        returned = app(args=argv, prog_name="edi", standalone_mode=False)
     except EdiError as error:
         if STATE["debug"]:
             err.print_exception()
@@ -421,13 +592,21 @@ def main(argv: list[str] | None = None) -> None:
             err.print_exception()
         report_error(unexpected_failure(failure))
         sys.exit(1)
+    except click.exceptions.NoArgsIsHelpError as bare:
+        # A bare `edi` or `edi log`: the help (typer's rich help prints itself) and exit 2.
+        if bare.format_message().strip():
+            err.print(bare.format_message(), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.UsageError as usage:
+        report_usage(usage)
+        sys.exit(2)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:
         err.print("aborted")
         sys.exit(1)
-    except click.ClickException as usage:
-        usage.show()
+    except click.ClickException as failure:
+        err.print(f"[red]error:[/] {escape(failure.format_message())}", highlight=False)
         sys.exit(2)
     # Without standalone mode click hands back `typer.Exit` codes instead of exiting.
     sys.exit(returned if isinstance(returned, int) else 0)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 baseline_app = typer.Typer(help="The last delivered state per carrier.", no_args_is_help=True)
 HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
@@ -32,6 +31,7 @@ def _rows(changes: Any, show_names: bool) -> list[dict[str, str]]:
             "lines": ", ".join(
                 f"HD{line.maintenance} {line.plan_code}" for line in member.coverages
             ),
+            "changed": "; ".join(change.changed_fields),
         }
         if show_names:
             row["name"] = f"{member.person.last_name}, {member.person.first_name}"
@@ -50,7 +50,7 @@ def diff_command(
         bool, typer.Option("--show-names", help="Show names (your screen only).")
     ] = False,
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Preview the next change file: adds, changes, terms, reinstatements, disappearances."""
     from edi.pipeline import preview
@@ -72,12 +72,16 @@ def diff_command(
         return
     if not changes.has_baseline:
         cli.err.print(f"{carrier}: no baseline yet; the first file is a full file of every member")
-    table = Table(title=f"{carrier}: changes since the last delivered file")
-    for column in rows[0] if rows else ("kind", "member"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row.values())
-    cli.out.print(table)
+    from edi.output import render_table
+
+    render_table(
+        cli.out,
+        cli.err,
+        f"{carrier}: changes since the last delivered file",
+        list(rows[0]) if rows else ["kind", "member"],
+        [list(row.values()) for row in rows],
+        empty="no changes",
+    )
     cli.out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
     if html is not None:
         print(html)

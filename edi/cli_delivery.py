@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 log_app = typer.Typer(
     help="The compliance delivery log (append-only, hash-chained, signed).", no_args_is_help=True
@@ -54,17 +53,40 @@ def run_command(
     file_type: Annotated[
         str | None, typer.Option("--type", help="changes | full | audit (default: profile)")
     ] = None,
-    allow_mass_termination: Annotated[bool, typer.Option("--allow-mass-termination")] = False,
+    allow_mass_termination: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-termination", help="Pass the mass-termination guard (needs --reason)."
+        ),
+    ] = False,
     reason: Annotated[
         str | None, typer.Option(help="Why the guard may be passed (logged).")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Generate, validate and encrypt, show what would be sent; send, log and "
+            "reserve nothing.",
+        ),
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate, validate, encrypt, deliver and log; re-running sends nothing twice."""
+    """Generate, validate, encrypt, deliver and log; re-running sends nothing twice.
+
+    Example: edi run --carrier colonial --dry-run
+    """
     from edi.pipeline import run
 
     cli = _cli()
+    if dry_run:
+        from edi.cli_dry_run import dry_run_command
+
+        dry_run_command(
+            carrier, source, as_of, file_type, allow_mass_termination, reason, home, as_json
+        )
+        return
     outcome = run(
         cli.workspace(home),
         carrier,
@@ -134,7 +156,9 @@ def _log_errors() -> Iterator[None]:
 
 @log_app.command("list")
 def log_list(
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     outcome: Annotated[str | None, typer.Option(help="delivered, failed, ...")] = None,
@@ -154,16 +178,31 @@ def log_list(
     if as_json:
         print(json.dumps([{**e.body, "entry_hash": e.entry_hash} for e in entries], indent=2))
         return
-    table = Table(title="Delivery log")
-    for column in COLUMNS:
-        table.add_column(column)
-    for entry in entries:
-        table.add_row(*(str(entry.get(c, "") if c != "seq" else entry.seq) for c in COLUMNS))
-    _cli().out.print(table)
+    from edi.output import local_time, render_table
+
+    def cell(entry: Any, column: str) -> object:
+        if column == "seq":
+            return entry.seq
+        if column == "recorded_at":
+            return local_time(entry.get(column))
+        return entry.get(column, "")
+
+    cli = _cli()
+    render_table(
+        cli.out,
+        cli.err,
+        "Delivery log",
+        COLUMNS,
+        [[cell(entry, c) for c in COLUMNS] for entry in entries],
+        right=("seq", "member_count", "attempt"),
+    )
 
 
 @log_app.command("show")
-def log_show(seq: int, home: HomeOption = None) -> None:
+def log_show(
+    seq: Annotated[int, typer.Argument(help="Entry number (the seq column).")],
+    home: HomeOption = None,
+) -> None:
     """One entry with every field and its hashes."""
     from edi.errors import UsageError
 
@@ -272,7 +311,9 @@ def log_verify(
 @log_app.command("export")
 def log_export(
     fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     home: HomeOption = None,
@@ -293,14 +334,25 @@ def log_export(
 @log_app.command("report")
 def log_report(
     html: Annotated[Path, typer.Option("--html", help="Where to write the page.")],
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD, first day included")] = None,
+    until: Annotated[str | None, typer.Option(help="YYYY-MM-DD, last day included")] = None,
     home: HomeOption = None,
 ) -> None:
-    """An HTML page auditors open without the tool: deliveries per carrier, hashes, verification."""
+    """An HTML page auditors open without the tool: a summary per carrier (deliveries,
+    failures, acks), every entry with labelled hashes, the chain verification.
+
+    Example: edi log report --html report.html --since 2026-11-01 --until 2026-11-30
+    """
     log = _log(home)
+    start, end = _day(since, "--since"), _day(until, "--until", end=True)
     with _log_errors():
-        entries = log.entries(carrier=carrier)
-    path = log.render_html(html, entries, log.verify(), _cli().now())
+        entries = log.entries(carrier=carrier, since=start, until=end)
+    path = log.render_html(html, entries, log.verify(), _cli().now(), since=start, until=end)
+    if not entries:
+        _cli().err.print("no deliveries in this period; the page says so", highlight=False)
     print(path)
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from edi.errors import UsageError
 from edi.workspace import PlanSourceSettings, Workspace
@@ -109,14 +108,25 @@ def _endpoint_bars(enabled: bool) -> Iterator[ProgressCallback]:
         yield report
 
 
-def _summary(manifest: PullManifest) -> Table:
-    table = Table(title=f"PlanSource pull from {manifest.api_base}")
-    for column in ("endpoint", "records", "pages", "sha256"):
-        table.add_column(column, justify="right" if column in ("records", "pages") else "left")
-    for summary in manifest.endpoints.values():
-        digest = manifest.files.get(summary.file, "")[:12]
-        table.add_row(summary.endpoint, str(summary.records), str(summary.pages), digest)
-    return table
+def _print_summary(manifest: PullManifest) -> None:
+    from edi.output import render_table
+
+    render_table(
+        err,
+        err,
+        f"PlanSource pull from {manifest.api_base}",
+        ("endpoint", "records", "pages", "sha256"),
+        [
+            (
+                summary.endpoint,
+                summary.records,
+                summary.pages,
+                manifest.files.get(summary.file, "")[:12],
+            )
+            for summary in manifest.endpoints.values()
+        ],
+        right=("records", "pages"),
+    )
 
 
 def pull_command(
@@ -155,7 +165,7 @@ def pull_command(
     if as_json:
         print(json.dumps({"folder": str(manifest.folder), **manifest.model_dump(mode="json")}))
         return
-    err.print(_summary(manifest))
+    _print_summary(manifest)
     print(manifest.folder)
 
 
@@ -184,20 +194,25 @@ def snapshots_list(home: HomeOption = None, as_json: JsonOption = False) -> None
         ]
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"Snapshots in {workspace.snapshots_dir}")
-    for column in ("", "snapshot", "pulled at (UTC)", "subscribers", "dependents", "coverages"):
-        table.add_column(column)
-    for m in manifests:
-        counts = m.counts
-        table.add_row(
-            "*" if m.folder == newest else "",
-            m.folder.name,
-            m.pulled_at.strftime("%Y-%m-%d %H:%M:%S"),
-            str(counts.get("subscribers", 0)),
-            str(counts.get("dependents", 0)),
-            str(counts.get("coverages", 0)),
-        )
-    out.print(table)
+    from edi.output import local_time, render_table
+
+    render_table(
+        out,
+        err,
+        f"Snapshots in {workspace.snapshots_dir}",
+        ("newest", "snapshot", "pulled at", "subscribers", "dependents", "coverages"),
+        [
+            (
+                "*" if m.folder == newest else "",
+                m.folder.name,
+                local_time(m.pulled_at),
+                m.counts.get("subscribers", 0),
+                m.counts.get("dependents", 0),
+                m.counts.get("coverages", 0),
+            )
+            for m in manifests
+        ],
+    )
     if partial:
         err.print(f"{partial} unfinished pull folder(s) (dot-prefixed) are ignored.")
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 discrepancies_app = typer.Typer(
     help="Discrepancies found by reconciliation, and their resolution.", no_args_is_help=True
@@ -76,15 +75,17 @@ def write_html(path: Path, result: Any, rows: list[dict[str, str]], show_names: 
 def _print_result(result: Any, rows: list[dict[str, str]]) -> None:
     cli = _cli()
     summary = result.summary()
-    table = Table(
-        title=f"{result.carrier}: reconciliation as of {result.as_of} "
-        f"({result.roster_name}, {result.roster_format})"
+    from edi.output import render_table
+
+    render_table(
+        cli.out,
+        cli.err,
+        f"{result.carrier}: reconciliation as of {result.as_of} "
+        f"({result.roster_name}, {result.roster_format})",
+        ("kind", "count"),
+        list(summary.items()),
+        right=("count",),
     )
-    table.add_column("kind")
-    table.add_column("count", justify="right")
-    for kind, count in summary.items():
-        table.add_row(kind, str(count))
-    cli.out.print(table)
     cli.out.print(
         f"PlanSource members: {result.ours_members}; roster members: {result.theirs_members}; "
         f"new: {len(result.new)}; resolved: {len(result.resolved)}; "
@@ -154,7 +155,9 @@ def reconcile_command(
 
 @discrepancies_app.command("list")
 def discrepancies_list(
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     status: Annotated[str, typer.Option(help="open | resolved | ignored | all")] = "open",
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -198,7 +201,9 @@ def _set_status(discrepancy_id: str, status: str, note: str, home: Path | None) 
 
 @discrepancies_app.command("resolve")
 def discrepancies_resolve(
-    discrepancy_id: Annotated[str, typer.Argument()], note: NoteOption, home: HomeOption = None
+    discrepancy_id: Annotated[str, typer.Argument(help="An id (or its first characters).")],
+    note: NoteOption,
+    home: HomeOption = None,
 ) -> None:
     """Mark a discrepancy resolved (it reopens if a later reconciliation finds it again)."""
     _set_status(discrepancy_id, "resolved", note, home)
@@ -206,7 +211,9 @@ def discrepancies_resolve(
 
 @discrepancies_app.command("ignore")
 def discrepancies_ignore(
-    discrepancy_id: Annotated[str, typer.Argument()], note: NoteOption, home: HomeOption = None
+    discrepancy_id: Annotated[str, typer.Argument(help="An id (or its first characters).")],
+    note: NoteOption,
+    home: HomeOption = None,
 ) -> None:
     """Ignore a discrepancy: it stays ignored while it persists and no longer fails reconcile."""
     _set_status(discrepancy_id, "ignored", note, home)
@@ -214,7 +221,9 @@ def discrepancies_ignore(
 
 @roster_app.command("fetch")
 def roster_fetch(
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD.")] = None,
     source: Annotated[Path | None, typer.Option(help="PlanSource export directory.")] = None,
     home: HomeOption = None,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 schedules_app = typer.Typer(
     help="Scheduled transmissions (schedules/*.toml).", no_args_is_help=True
@@ -29,7 +28,8 @@ def _last(entries: list[Any], *events: str) -> Any:
 
 @schedules_app.command("list")
 def schedules_list(
-    home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Each schedule, its next run and its carrier's last outcome."""
     from edi.delivery_config import delivery_log
@@ -64,12 +64,22 @@ def schedules_list(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="Schedules")
-    for column in rows[0] if rows else ("schedule",):
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        table.add_row(*(str(v) if v is not None else "-" for v in row.values()))
-    cli.out.print(table)
+    from edi.output import local_time, render_table
+
+    columns = ("schedule", "carrier", "cron", "timezone", "enabled", "next_run", "last_outcome")
+    render_table(
+        cli.out,
+        cli.err,
+        "Schedules",
+        (*(c.replace("_", " ") for c in columns), "last at"),
+        [
+            [
+                *(local_time(str(row[c] or "")) if c == "next_run" else row[c] for c in columns),
+                local_time(str(row["last_at"] or "")),
+            ]
+            for row in rows
+        ],
+    )
 
 
 @scheduler_app.command("run")
@@ -85,9 +95,11 @@ def scheduler_run(home: HomeOption = None) -> None:
 
 @acks_app.command("fetch")
 def acks_fetch(
-    carrier: Annotated[str | None, typer.Option("--carrier", "-c")] = None,
+    carrier: Annotated[
+        str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
+    ] = None,
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Fetch TA1/999 files from each carrier's outbound folder, match, log and alert."""
     from edi.acks import fetch_acks
@@ -112,34 +124,62 @@ def acks_fetch(
 
 
 def status_command(
-    home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Per carrier: last delivery, ack state, next run, anything overdue. Exit 1 if something is
-    overdue, missed or rejected, so monitoring can alert on it."""
+    """Per carrier: last delivered file, last run and its outcome, failures in a row, open acks,
+    next run. Exit 1 while a last run failed, an ack is rejected or overdue, or a run was missed,
+    so monitoring can alert on it."""
     from edi.delivery_config import delivery_log
-    from edi.overview import status_row
+    from edi.output import local_time, render_table
     from edi.profiles import profile_names
     from edi.schedules import load_schedules
+    from edi.status import carrier_status
 
     cli = _cli()
     workspace = cli.workspace(home)
     log, now = delivery_log(workspace), cli.now()
     schedules = {s.carrier: s for s in load_schedules(workspace)}
     rows = [
-        status_row(carrier, log.entries(carrier=carrier), schedules.get(carrier), now)
+        carrier_status(carrier, log.entries(carrier=carrier), schedules.get(carrier), now)
         for carrier in profile_names(workspace)
     ]
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
-        table = Table(title="Status")
-        for column in ("carrier", "last delivery", "ISA13", "ack", "next run", "problems"):
-            table.add_column(column)
-        for row in rows:
-            table.add_row(
-                *(", ".join(v) if isinstance(v, list) else str(v or "-") for v in row.values())
-            )
-        cli.out.print(table)
+        render_table(
+            cli.out,
+            cli.err,
+            "Status",
+            (
+                "carrier",
+                "last delivered",
+                "ISA13",
+                "last run",
+                "outcome",
+                "failures in a row",
+                "open acks",
+                "ack",
+                "next run",
+                "problems",
+            ),
+            [
+                (
+                    row["carrier"],
+                    local_time(row["last_delivered_at"]),
+                    row["last_delivered_isa13"],
+                    local_time(row["last_run_at"]),
+                    row["last_run_outcome"],
+                    row["consecutive_failures"],
+                    row["open_acks"],
+                    row["ack"],
+                    local_time(row["next_run"]),
+                    "; ".join(row["problem_details"]) or "ok",
+                )
+                for row in rows
+            ],
+            empty="no carrier profiles",
+        )
     if any(row["problems"] for row in rows):
         raise typer.Exit(1)
 

@@ -132,7 +132,7 @@ def jobs_list(
     workspace_name: Annotated[
         str | None, typer.Option("--workspace", help="Only this workspace's jobs.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Jobs in the store: id, status, workspace, carrier, times, attempts."""
     from edi import jobs
@@ -141,14 +141,28 @@ def jobs_list(
     if as_json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return
-    print(f"{'id':>6}  {'status':<9}  {'feed':<28}  {'try':>3}  {'queued':<25}  finished / outcome")
-    for row in rows:
-        feed = f"{row.workspace}/{row.carrier}"
-        result = " ".join(x for x in (row.finished_at, row.error_code or row.outcome) if x)
-        print(
-            f"{row.id:>6}  {row.status:<9}  {feed:<28}  {row.attempts:>3}  "
-            f"{row.queued_at or '':<25}  {result}"
-        )
+    from edi.output import local_time, render_table
+
+    cli = _cli()
+    render_table(
+        cli.out,
+        cli.err,
+        "Jobs",
+        ("id", "status", "feed", "attempts", "queued", "finished", "outcome"),
+        [
+            (
+                row.id,
+                row.status,
+                f"{row.workspace}/{row.carrier}",
+                row.attempts,
+                local_time(row.queued_at),
+                local_time(row.finished_at),
+                row.error_code or row.outcome,
+            )
+            for row in rows
+        ],
+        right=("id", "attempts"),
+    )
 
 
 @jobs_app.command("retry")

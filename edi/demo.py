@@ -14,10 +14,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 import transmit
 from edi.delivery_config import delivery_log
+from edi.output import render_table
 from edi.pipeline import RunOutcome, run
 from edi.profiles import profile_names
 from edi.workspace import Workspace
@@ -126,9 +126,17 @@ def run_demo(
         again = run(workspace, first.carrier, now=now, as_of=as_of)
         err.print(f"re-running {first.carrier}: {again.outcome}, nothing sent twice")
     _print_log(workspace, out)
-    out.print(
-        "The read-only console for this workspace: "
-        f"edi serve --home {escape(str(workspace.home))}  (then open http://127.0.0.1:8834/)",
+    where = f"edi --home {escape(str(home))}"
+    err.print(
+        f"\nThe demo's workspace is {escape(str(home))} (the repository root is a different one).\n"
+        f"Look at it with:\n"
+        f"  {where} log list\n"
+        f"  {where} status\n"
+        f"  {where} log verify\n"
+        f"  {where} show {escape(str(outcomes[0].facts.path))}\n"
+        f"  {where} serve   (the read-only console, then open http://127.0.0.1:8834/)"
+        if outcomes
+        else "",
         highlight=False,
         soft_wrap=True,
     )
@@ -137,20 +145,24 @@ def run_demo(
 
 def _print_log(workspace: Workspace, out: Console) -> None:
     log = delivery_log(workspace)
-    table = Table(title=f"Delivery log ({log.db_path})")
-    for column in ("seq", "event", "carrier", "outcome", "isa13", "members", "remote file"):
-        table.add_column(column)
-    for entry in log.entries():
-        table.add_row(
-            str(entry.seq),
-            entry.get("event"),
-            entry.get("carrier", ""),
-            entry.get("outcome", ""),
-            entry.get("isa13", ""),
-            str(entry.get("member_count", "")),
-            str(entry.get("remote_final_path", "")),
-        )
-    out.print(table)
+    render_table(
+        out,
+        Console(stderr=True),
+        f"Delivery log ({log.db_path})",
+        ("seq", "event", "carrier", "outcome", "isa13", "members", "remote file"),
+        [
+            (
+                entry.seq,
+                entry.get("event"),
+                entry.get("carrier", ""),
+                entry.get("outcome", ""),
+                entry.get("isa13", ""),
+                entry.get("member_count", ""),
+                entry.get("remote_final_path", ""),
+            )
+            for entry in log.entries()
+        ],
+    )
     report = log.verify()
     verdict = "[green]intact[/]" if report.ok else f"[red]TAMPERED at {report.first_bad_seq}[/]"
     out.print(

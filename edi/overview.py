@@ -1,6 +1,6 @@
-"""Per-carrier state computed from delivery-log entries: what `edi status` prints and what the
-console's overview shows. Pure: entries, schedules and `now` in, plain dicts out (ids, codes,
-counts and times only)."""
+"""Per-carrier state computed from delivery-log entries: what the console's overview shows (`edi
+status` is edi.status, on the same run events). Pure: entries, schedules and `now` in, plain
+dicts out (ids, codes, counts and times only)."""
 
 from __future__ import annotations
 
@@ -64,23 +64,6 @@ def problems(entries: Sequence[LogEntry]) -> list[str]:
     ):
         found.append("ack-rejected")
     return sorted(set(found))
-
-
-def status_row(
-    carrier: str, entries: Sequence[LogEntry], schedule: Schedule | None, now: datetime
-) -> dict[str, Any]:
-    """One row of `edi status` (its JSON keys are a contract)."""
-    delivery = last(entries, "delivery")
-    ack = last(entries, "ack")
-    fire = next_run(schedule, now)
-    return {
-        "carrier": carrier,
-        "last_delivery": delivery.get("recorded_at") if delivery else None,
-        "isa13": delivery.get("isa13") if delivery else None,
-        "ack": ack.get("ack_status") if ack else ("awaiting" if delivery else None),
-        "next_run": fire.isoformat() if fire else None,
-        "problems": problems(entries),
-    }
 
 
 def consecutive_failures(entries: Sequence[LogEntry]) -> int:

@@ -28,6 +28,7 @@ from edi.changes import (
     ChangesConfig,
     ChangeSet,
     DiffContext,
+    MemberChange,
     StreamingDiff,
     changes_config,
     check_guard,
@@ -145,7 +146,17 @@ class GeneratedFile:
             "sample_data": self.sample_data,
             "valid": self.validation.valid,
             **({"diff": self.extra["changes"]} if "changes" in self.extra else {}),
+            **self._diff_counts(),
         }
+
+    def _diff_counts(self) -> dict[str, object]:
+        """A change file's counts are the diff's (what the file says), as `edi diff` shows
+        them, not the mapping's counts of every member in the source."""
+        diff = self.extra.get("changes")
+        if not isinstance(diff, dict):
+            return {}
+        keys = ("additions", "changes", "terminations", "reinstatements", "disappearances")
+        return {key: diff[key] for key in keys if key in diff}
 
 
 def tracked(items: Iterable[T], total: int, progress: Progress | None) -> Iterator[T]:
@@ -1070,8 +1081,25 @@ def preview(
                 RulesReport(),
                 on_held=lambda records: _keep_held(reader, records),
             )
+            if not has_baseline:
+                return first_file_preview(mapped)
             for _ in differ.members(mapped):
                 pass
     finally:
         reader.close()
     return differ.result
+
+
+FIRST_FILE_KINDS = {"021": "addition", "024": "termination", "025": "reinstatement"}
+
+
+def first_file_preview(members: Iterable[Member]) -> ChangeSet:
+    """With no baseline the first file is a full file of every member as mapped, so the preview
+    counts exactly what `edi generate` writes (its INS03 per member)."""
+    result = ChangeSet(has_baseline=False)
+    for member in members:
+        kind = FIRST_FILE_KINDS.get(member.maintenance, "change")
+        result.changes.append(
+            MemberChange(kind, member, len(member.coverages))  # type: ignore[arg-type]
+        )
+    return result

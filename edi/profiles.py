@@ -375,12 +375,12 @@ def load_profile_file(path: Path) -> CarrierProfile:
     try:
         profile = CarrierProfile.model_validate(raw)
     except ValidationError as exc:
-        lines = format_validation_error(path, exc)
+        lines = format_validation_error(path, exc, CarrierProfile)
         raise ConfigError(
             "profile-invalid",
             lines[0] + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
-            hint="Fix the carrier profile; `edi carriers show NAME` lists what it maps.",
-            details=lines,
+            hint="Compare with a working profile, e.g. carriers/*.toml in the edi-834 repository.",
+            details=lines[1:],
         ) from None
     _check_sections(profile, path)
     if profile.name != path.stem:
@@ -446,10 +446,16 @@ def check_carrier_name(name: str) -> str:
 def load_profile(workspace: Workspace, name: str) -> CarrierProfile:
     path = workspace.carriers_dir / f"{check_carrier_name(name)}.toml"
     if not path.exists():
-        known = ", ".join(profile_names(workspace)) or "none"
+        from edi.suggest import did_you_mean
+
+        names = profile_names(workspace)
+        known = ", ".join(names) or "none"
+        suggestion = did_you_mean(name, names)
         raise ConfigError(
             "profile-unknown",
-            f"no carrier profile {name!r} in {workspace.carriers_dir} (known: {known})",
+            f"no carrier profile {name!r} in {workspace.carriers_dir}"
+            + (f", {suggestion}" if suggestion else "")
+            + f" (known: {known})",
             hint="Add carriers/NAME.toml; `edi carriers list` shows the profiles.",
         )
     return load_profile_file(path)

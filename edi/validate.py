@@ -28,7 +28,8 @@ PARALLEL_FROM_BYTES = 2_000_000
 MAX_WORKERS = 8
 PIECE_BYTES = 2_000_000
 PIECES_PER_CHILD = 4
-_QUOTED = re.compile(r"""(["'(]).*?(["')])""")
+_QUOTED = re.compile(r"""(")[^"]*(")|(')[^']*(')""")
+_BRACKETED = re.compile(r"(\()[^()]*(\))")
 _LONG_DIGITS = re.compile(r"\d{4,}")
 
 
@@ -88,8 +89,30 @@ def business_findings(path: Path, profile: CarrierProfile) -> tuple[list[Finding
     return errors, warnings
 
 
+# pyx12's wording names elements by name and reference (`Data element "Member Birth Date"
+# (DMG02)`, `… for Gender Code (DMG03)`, `Syntax Error (P0102)`): not PHI, and what makes a
+# finding useful. Those are kept; every other quoted or bracketed text (a value) is not.
+_KEPT = (
+    re.compile(r'"[A-Za-z][\w ,./&-]*" \([A-Z][A-Z0-9]{1,2}\d{2}\)'),
+    re.compile(r"for [A-Za-z][\w ,./&-]* \([A-Z][A-Z0-9]{1,2}\d{2}\)"),
+    re.compile(r"Syntax Error \([A-Z]\d{4,}\)"),
+)
+
+
 def redact(message: str) -> str:
-    return _LONG_DIGITS.sub("#", _QUOTED.sub(r"\1…\2", message))
+    kept: list[str] = []
+
+    def protect(match: re.Match[str]) -> str:
+        kept.append(match.group(0))
+        return f"\x00{len(kept) - 1}\x00"
+
+    for pattern in _KEPT:
+        message = pattern.sub(protect, message)
+    message = _QUOTED.sub(
+        lambda m: f"{m.group(1) or m.group(3)}…{m.group(2) or m.group(4)}", message
+    )
+    message = _LONG_DIGITS.sub("#", _BRACKETED.sub(r"\1…\2", message))
+    return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], message)
 
 
 class _LoopTracker:
@@ -283,13 +306,16 @@ def profile_findings(path: Path, profile: CarrierProfile | None) -> list[Finding
         scan, findings = _profile_rule_findings(path, profile)
         ids = (profile.interchange.sender_id, profile.interchange.receiver_id)
         if scan.isa_ids != ids:
+            # Partner ids (trading-partner codes), not PHI: saying them is what makes a wrong
+            # --carrier obvious.
             findings.append(
                 Finding(
                     1,
                     "ISA",
                     "",
                     "profile-isa-ids",
-                    "ISA06/ISA08 do not match the profile's interchange ids",
+                    f"ISA06/ISA08 are {'/'.join(scan.isa_ids)}, profile {profile.name!r} "
+                    f"expects {'/'.join(ids)}",
                     "profile",
                 )
             )

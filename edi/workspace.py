@@ -113,12 +113,24 @@ class WorkspaceSettings(StrictModel):
         return self
 
 
-def format_validation_error(file: Path, exc: ValidationError) -> list[str]:
-    """`file: key.path: problem` lines; never the offending values."""
+def format_validation_error(
+    file: Path, exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[str]:
+    """`file: key.path: problem` lines; never the offending values. With the model, an unknown
+    key gets the closest known one (`sorce` → did you mean 'source'?)."""
+    from edi.suggest import allowed_keys, did_you_mean
+
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        lines.append(f"{file}: {key}: {error['msg']}")
+        message = error["msg"]
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            message = "unknown key"
+            if model is not None:
+                *parent, name = error["loc"]
+                suggestion = did_you_mean(str(name), allowed_keys(model, parent))
+                message += f", {suggestion}" if suggestion else ""
+        lines.append(f"{file}: {key}: {message}")
     return lines
 
 
@@ -136,16 +148,29 @@ class Workspace:
     settings: WorkspaceSettings
 
     @classmethod
-    def open(cls, home: Path | None = None) -> Workspace:
+    def open(cls, home: Path | None = None, *, must_exist: bool = False) -> Workspace:
+        """With `must_exist`, a folder holding neither edi.toml nor carriers/ is refused before
+        anything is written into it (a mistyped --home must not grow a state/ folder)."""
         root = (home or Path(os.environ.get("EDI_HOME") or Path.cwd())).resolve()
         settings_file = root / SETTINGS_FILE
+        if must_exist and not (settings_file.is_file() or (root / "carriers").is_dir()):
+            origin = "--home" if home else "EDI_HOME" if os.environ.get("EDI_HOME") else "."
+            raise ConfigError(
+                "workspace-missing",
+                f"{root} is not an edi workspace (no {SETTINGS_FILE}, no carriers/); "
+                f"it came from {origin}",
+                hint=f"Create one with `edi init {root}`, or point --home / EDI_HOME at one.",
+            )
         raw = load_toml(settings_file) if settings_file.exists() else {}
         try:
             settings = WorkspaceSettings.model_validate(raw)
         except ValidationError as exc:
-            lines = format_validation_error(settings_file, exc)
+            lines = format_validation_error(settings_file, exc, WorkspaceSettings)
             raise ConfigError(
-                "workspace-invalid", lines[0], details=lines, hint="See README: edi.toml"
+                "workspace-invalid",
+                lines[0],
+                details=lines[1:],
+                hint="The keys edi.toml takes are listed in README.md, section Workspace settings.",
             ) from None
         return cls(root, settings)
 

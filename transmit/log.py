@@ -805,8 +805,18 @@ class DeliveryLog:
         stream.write("\n")
 
     def render_html(
-        self, path: Path, entries: list[LogEntry], report: VerifyReport, now: datetime
+        self,
+        path: Path,
+        entries: list[LogEntry],
+        report: VerifyReport,
+        now: datetime,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> Path:
+        """An HTML page for auditors: the period, a summary per carrier, every entry with its
+        labelled hashes, the chain verification and the public key. A period with no entries
+        says so in words."""
         from jinja2 import Environment, PackageLoader, select_autoescape
 
         environment = Environment(loader=PackageLoader("transmit"), autoescape=select_autoescape())
@@ -817,8 +827,11 @@ class DeliveryLog:
             )
         html = environment.get_template("log_report.html.j2").render(
             by_carrier=by_carrier,
+            summary={carrier: _summary(rows) for carrier, rows in by_carrier.items()},
             report=report,
             generated_at=now.isoformat(),
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
             public_key=self._public_pem_or_note(),
         )
         partial = path.with_name(f".{path.name}.part")
@@ -1080,6 +1093,35 @@ def _entry_problem(
     if chain_hash(prev, facts) != entry_hash:
         return f"entry {seq} was altered (its hash does not match its content)"
     return ""
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Per carrier: files delivered, re-runs that sent nothing, failures, attempts, acks."""
+    counts = {
+        "delivered": 0,
+        "already_delivered": 0,
+        "failed": 0,
+        "attempts": 0,
+        "acks_accepted": 0,
+        "acks_rejected": 0,
+        "other": 0,
+    }
+    for row in rows:
+        event, outcome = row.get("event"), row.get("outcome")
+        if event == "delivery" and outcome == "delivered":
+            counts["delivered"] += 1
+        elif event == "delivery" and outcome == "already-delivered":
+            counts["already_delivered"] += 1
+        elif event == "attempt":
+            counts["attempts"] += 1
+        elif event == "ack":
+            rejected = row.get("ack_status") == "rejected"
+            counts["acks_rejected" if rejected else "acks_accepted"] += 1
+        elif outcome == "failed":
+            counts["failed"] += 1
+        else:
+            counts["other"] += 1
+    return counts
 
 
 def _flat(body: dict[str, Any]) -> dict[str, Any]:

@@ -271,3 +271,33 @@ def decrypt_file(
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
     return DecryptionResult(dst, sha256_file(src), sha256_file(dst))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFacts:
+    fingerprint: str
+    expires_at: float | None  # POSIX time the key (or its encryption subkey) stops working
+
+
+def check_key_file(key_file: Path, fingerprint: str, now: float | None = None) -> KeyFacts:
+    """The refusals encryption applies (missing, expired, revoked, cannot encrypt), in a
+    throwaway GnuPG home so checking changes nothing; and when the key stops working."""
+    import shutil
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="transmit-key-"))  # short: gpg-agent's socket path
+    try:
+        gpg = gnupg_home(home)
+        import_key_file(gpg, key_file)
+        check_recipient(gpg, fingerprint, now)
+        key = _key(gpg, fingerprint) or {}
+        ends = [float(key["expires"])] if key.get("expires") else []
+        for info in (key.get("subkey_info") or {}).values():
+            if "e" in str(info.get("cap", "")).lower() and info.get("expires"):
+                ends.append(float(info["expires"]))
+        return KeyFacts(fingerprint.upper(), min(ends) if ends else None)
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False
+        )
+        shutil.rmtree(home, ignore_errors=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edi.overview import ack_state, carrier_overview, consecutive_failures, status_row
-from edi.schedules import Schedule
+from edi.overview import ack_state, carrier_overview, consecutive_failures
 from transmit import LogEntry
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -56,21 +55,3 @@ def test_ack_state_of_a_delivery() -> None:
     assert ack_state(log, log[0], window, datetime(2026, 11, 3, 9, tzinfo=UTC)) == "awaiting"
     assert ack_state(answered, answered[0], window, NOW) == "rejected"
     assert carrier_overview("colonial", again, None, NOW)["last_success"]["seq"] == 1
-
-
-def test_status_row_keeps_the_edi_status_contract() -> None:
-    schedule = Schedule(carrier="colonial", cron="0 2 * * 1", timezone="UTC")
-    log = entries(
-        DELIVERED,
-        ("ack", {"ack_status": "rejected", "delivery_entry": 1}),
-        ("run-missed", {}),
-    )
-    assert status_row("colonial", log, schedule, NOW) == {
-        "carrier": "colonial",
-        "last_delivery": "2026-11-01T10:00:00+00:00",
-        "isa13": "000000007",
-        "ack": "rejected",
-        "next_run": "2026-12-07T02:00:00+00:00",
-        "problems": ["ack-rejected", "run-missed"],
-    }
-    assert status_row("colonial", [], None, NOW)["ack"] is None

@@ -300,7 +300,7 @@ def test_pages_load_nothing_from_outside_and_run_no_script(
 
 def test_the_demo_ends_with_the_serve_command(console_home: ConsoleHome) -> None:
     last = console_home.demo_output.strip().splitlines()[-1]
-    assert f"edi serve --home {console_home.home}" in last and "127.0.0.1:8834" in last
+    assert f"edi --home {console_home.home} serve" in last and "127.0.0.1:8834" in last
 
 
 def test_a_tampered_log_is_shown_as_such(console_home: ConsoleHome, tmp_path: Path) -> None:

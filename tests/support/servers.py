@@ -5,12 +5,12 @@ Every key here is a throwaway TEST key generated per test run; none is committed
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -113,12 +113,19 @@ def _gpg(home: Path, *args: str) -> None:
     )
 
 
+def _forget_gnupg_home(home: Path) -> None:
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def make_carrier_key(
     base: Path, name: str, *, usage: str = "sign,encr", expire: str = "never"
 ) -> CarrierKey:
-    # A short home: gpg-agent's socket path (home + S.gpg-agent.browser) must fit the 107
-    # characters of a Unix socket name, which xdist's deep tmp_path dirs exceed.
-    home = Path(tempfile.mkdtemp(prefix=f"gpg-{name[:8]}-"))
+    # gpg-agent's socket lives in the GnuPG home and its path must stay under 108 bytes:
+    # pytest's tmp paths under xdist (…/pytest-NNN/popen-gwN/test_long_name0/) can exceed it.
+    home = Path(tempfile.mkdtemp(prefix=f"gpg-{name}-"))
+    home.chmod(0o700)
+    atexit.register(_forget_gnupg_home, home)
     _gpg(
         home,
         "--passphrase",
@@ -151,15 +158,12 @@ def make_carrier_key(
 
 
 @pytest.fixture
-def carrier_key(tmp_path: Path) -> Iterator[CarrierKey]:
-    key = make_carrier_key(tmp_path, "carrier")
-    yield key
-    transmit.stop_gpg_agent(key.gnupg)  # no agent outlives its test
-    shutil.rmtree(key.gnupg, ignore_errors=True)
+def carrier_key(tmp_path: Path) -> CarrierKey:
+    return make_carrier_key(tmp_path, "carrier")
 
 
 @pytest.fixture
-def bad_keys(tmp_path: Path) -> Iterator[dict[str, CarrierKey]]:
+def bad_keys(tmp_path: Path) -> dict[str, CarrierKey]:
     """Keys a carrier must never be sent to: expired, revoked, and one that cannot encrypt."""
     expired = make_carrier_key(tmp_path, "expired", expire="seconds=1")
     revoked = make_carrier_key(tmp_path, "revoked")
@@ -176,13 +180,10 @@ def bad_keys(tmp_path: Path) -> Iterator[dict[str, CarrierKey]]:
         ).stdout
     )
     sign_only = make_carrier_key(tmp_path, "signonly", usage="sign")
+    import time
 
     time.sleep(1.1)  # let the one-second key expire
-    keys = {"expired": expired, "revoked": revoked, "sign-only": sign_only}
-    yield keys
-    for key in keys.values():
-        transmit.stop_gpg_agent(key.gnupg)
-        shutil.rmtree(key.gnupg, ignore_errors=True)
+    return {"expired": expired, "revoked": revoked, "sign-only": sign_only}
 
 
 @dataclass

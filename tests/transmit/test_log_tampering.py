@@ -151,6 +151,7 @@ def new_key_pem() -> bytes:
 def scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Scene:
     home = tmp_path / "workspace"
     home.mkdir()
+    (home / "edi.toml").write_text("")  # a workspace: --home must name one
     log = delivery_log(Workspace.open(home))
     older = tmp_path / "older.sqlite"
     for n in range(1, ENTRIES + 1):
@@ -560,6 +561,7 @@ def test_read_only_commands_create_no_log_key_or_witness(
 ) -> None:
     home = tmp_path / "fresh"
     home.mkdir()
+    (home / "edi.toml").write_text("")
     assert edi(capsys, "log", "list", "--json", "--home", str(home))[:2] == (0, "[]\n")
     code, out, _ = edi(capsys, "log", "verify", "--home", str(home))
     assert code == 0 and "intact: 0 entries" in out
@@ -568,7 +570,7 @@ def test_read_only_commands_create_no_log_key_or_witness(
     code, _, err = edi(capsys, "log", "public-key", "--home", str(home))
     assert code == 1 and "log-key-missing" in err and "Traceback" not in err
     assert edi(capsys, "log", "export", "--home", str(home))[0] == 0
-    assert list(home.iterdir()) == []
+    assert [path.name for path in home.iterdir()] == ["edi.toml"]
 
 
 def test_witness_dir_and_announced_heads_come_from_edi_toml(

@@ -1,0 +1,229 @@
+"""CLI conventions: usage errors exit 2 with one line and where help is, `--version`, `-h`,
+the exit-code table (0 ok / 1 job failed / 2 usage or configuration) for every command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from edi import __version__
+from edi.cli import _register_optional_commands, app
+from tests.support.workspace import REPO, edi
+
+
+def run_cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if home is not None:
+        env["EDI_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "edi", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=home or REPO,
+    )
+
+
+def all_commands() -> list[tuple[list[str], list[str]]]:
+    """(command path, its required parameters' first spellings) for every leaf command."""
+    _register_optional_commands()
+    found: list[tuple[list[str], list[str]]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                walk(child, [*path, name])
+            return
+        params = getattr(command, "params", [])
+        found.append((path, [p.opts[0] for p in params if p.required]))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+COMMANDS = all_commands()
+GROUPS = sorted({" ".join(path[:-1]) for path, _ in COMMANDS if len(path) > 1})
+
+
+def test_every_command_is_in_the_table() -> None:
+    names = {" ".join(path) for path, _ in COMMANDS}
+    assert {"generate", "validate", "run", "status", "log list", "carriers show"} <= names
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
+def test_unknown_option_is_a_usage_error(
+    path: list[str], edi_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = edi(capsys, *path, "--no-such-option")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("error: No such option: --no-such-option"), err
+    assert lines[-1] == f"Try 'edi {' '.join(path)} --help' for help."
+    assert len(lines) == 2 and out == ""
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
+def test_help_and_h_exit_0(path: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--help", "-h"):
+        code, out, _ = edi(capsys, *path, flag)
+        assert code == 0
+        assert f"edi {' '.join(path)}" in out and "<bool>" not in out
+
+
+@pytest.mark.parametrize("path", [p for p, required in COMMANDS if required], ids=" ".join)
+def test_missing_required_parameter_is_a_usage_error(
+    path: list[str], edi_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = edi(capsys, *path)
+    assert code == 2
+    assert err.startswith("error: Missing "), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_bare_group_shows_help_and_exits_2(group: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = edi(capsys, *group.split())
+    assert code == 2
+    assert "Usage: edi " + group in out + err or f"Try 'edi {group} --help'" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected_code", "expected_err"),
+    [
+        (["bogus"], 2, "error: No such command 'bogus'."),
+        (["generat"], 2, "Did you mean 'generate'?"),
+        (["log", "lst"], 2, "Did you mean 'list'?"),
+        (["carriers", "list", "--jsn"], 2, "--json"),
+        (["generate"], 2, "error: Missing option '--carrier'"),
+        (["log", "show", "notanumber"], 2, "error: Invalid value for 'seq'"),
+        (["generate", "--carrier", "colonial", "--as-of", "tomorrow"], 2, "[bad-date]"),
+        (["generate", "--carrier", "colonal"], 2, "did you mean 'colonial'?"),
+    ],
+)
+def test_usage_errors_in_a_real_process(
+    args: list[str], expected_code: int, expected_err: str, edi_home: Path
+) -> None:
+    done = run_cli(*args, home=edi_home)
+    assert done.returncode == expected_code, done.stderr
+    assert expected_err in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_bare_edi_shows_help_and_exits_2(edi_home: Path) -> None:
+    done = run_cli(home=edi_home)
+    assert done.returncode == 2
+    assert "Usage: edi" in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_carrier_lists_the_carriers(edi_home: Path) -> None:
+    done = run_cli("run", home=edi_home)
+    assert done.returncode == 2
+    assert "(carriers here: allstate, colonial, unum)" in done.stderr
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--version", "-V"):
+        code, out, _ = edi(capsys, flag)
+        assert (code, out) == (0, f"edi {__version__}\n")
+
+
+def test_config_error_printed_once_with_suggestions(
+    edi_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (edi_home / "edi.toml").write_text('sorce = "x"\n[alerts]\nemail = []\n')
+    code, _, err = edi(capsys, "carriers", "list")
+    assert code == 2
+    assert err.count("sorce") == 1 and err.count("alerts.email") == 1
+    assert "sorce: unknown key, did you mean 'source'?" in err
+    assert "alerts.email: unknown key, did you mean 'email_to'?" in err
+    hint = err.strip().splitlines()[-1]
+    assert hint.startswith("hint:") and "Workspace settings" in hint
+    assert "## Workspace settings" in (REPO / "README.md").read_text()
+
+
+def test_profile_key_suggestion(edi_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = edi_home / "carriers" / "unum.toml"
+    profile.write_text(profile.read_text().replace("\nclaims =", "\nclaim ="))
+    code, _, err = edi(capsys, "carriers", "show", "unum")
+    assert code == 2
+    assert "claim: unknown key, did you mean 'claims'?" in err
+    assert err.count("claim: unknown key") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["carriers", "list"], 0),
+        (["carriers", "show", "colonial"], 0),
+        (["carriers", "show", "nobody"], 2),
+        (["validate", "samples/out/ACME_colonial_834_20261124_000000001.834"], 0),
+        (
+            [
+                "validate",
+                "samples/out/ACME_unum_834_20261124_000000001.834",
+                "--carrier",
+                "colonial",
+            ],
+            1,
+        ),
+        (["validate", "no-such-file.834"], 2),
+        (["log", "list"], 0),
+        (["log", "verify"], 0),
+        (["log", "show", "1"], 2),
+        (["log", "export", "--format", "xml"], 2),
+        (["schedules", "list"], 0),
+        (["status"], 0),
+        (["baseline", "show", "--carrier", "colonial"], 0),
+        (["run", "--carrier", "colonial", "--as-of", "2026-11-24"], 2),  # no [delivery]
+        (["run", "--carrier", "colonial", "--dry-run"], 2),
+        (["show", "samples/out/ACME_colonial_834_20261124_000000001.834"], 0),
+        (["show", "README.md"], 1),
+        (["show", "no-such-file.834"], 2),
+        (["check", "--carrier", "colonial"], 1),  # no [delivery]: the check fails
+        (["check", "--carrier", "nobody"], 2),
+        (["init", "."], 2),  # the repository already is a workspace
+        (["diff", "--carrier", "colonial", "--as-of", "2026-11-24"], 0),
+        (["generate", "--carrier", "colonial", "--as-of", "2026-11-24", "--type", "weekly"], 2),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
+)
+def test_exit_code_table(
+    args: list[str],
+    expected: int,
+    edi_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (edi_home / "edi.toml").write_text(
+        f'source = "{REPO / "samples" / "plansource"}"\nsample_data = true\n'
+    )
+    monkeypatch.chdir(REPO)
+    code, _, err = edi(capsys, *args)
+    assert code == expected, err
+    assert "Traceback" not in err
+
+
+def test_every_option_and_argument_is_described() -> None:
+    """`edi X -h` explains every parameter (the sandbox is a test stand-in, not for operators)."""
+    _register_optional_commands()
+    undescribed: list[str] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                walk(child, [*path, name])
+            return
+        for param in getattr(command, "params", []):
+            if not getattr(param, "help", None) and not getattr(param, "hidden", False):
+                undescribed.append(f"{' '.join(path)} {param.opts[0]}")
+
+    walk(typer.main.get_command(app), [])
+    assert [u for u in undescribed if not u.startswith("sandbox ")] == []
