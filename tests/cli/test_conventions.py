@@ -12,7 +12,7 @@ import pytest
 import typer
 
 from edi import __version__
-from edi.cli import _register_optional_commands, app
+from edi.cli.root import _register_optional_commands, app
 from tests.support.workspace import REPO, edi
 
 

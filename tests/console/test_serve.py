@@ -223,6 +223,6 @@ def test_generate_never_imports_the_web_stack(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     loaded = result.stdout.split()
-    assert "edi.pipeline" in loaded and "edi.cli_console" in loaded  # the probe saw the run
+    assert "edi.pipeline" in loaded and "edi.cli.console" in loaded  # the probe saw the run
     assert not [m for m in loaded if m.startswith(("starlette", "uvicorn", "edi.console"))]
     assert not [m for m in loaded if m.startswith("edi.plansource.sandbox")]

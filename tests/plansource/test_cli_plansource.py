@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from edi.cli_plansource import register
+from edi.cli.plansource import register
 from edi.errors import EdiError
 from edi.plansource.client import ClientSecret, PlanSourceClient
 from edi.plansource.sandbox import Faults

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from edi.cli import common
+
 
 def show_command(
     file: Annotated[Path, typer.Argument(help="Any 005010X220A1 834 file.")],
@@ -22,7 +24,6 @@ def show_command(
 
     Example: edi show out/colonial/ACME_colonial_834_20261124_000000001.834 --json
     """
-    from edi import cli
     from edi.errors import UsageError
     from edi.inspector import describe, inspect_file
 
@@ -33,7 +34,7 @@ def show_command(
         print(json.dumps(inspection.as_dict(show_names), indent=2))
         return
     for line in describe(inspection, show_names=show_names):
-        cli.out.print(line, markup=False, highlight=False, soft_wrap=True)
+        common.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,25 +9,20 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from edi.cli import common
+from edi.cli.common import HomeOption, JsonOption
+
 discrepancies_app = typer.Typer(
     help="Discrepancies found by reconciliation, and their resolution.", no_args_is_help=True
 )
 roster_app = typer.Typer(help="Carrier rosters (for reconciliation).", no_args_is_help=True)
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 NoteOption = Annotated[str, typer.Option("--note", help="Why (kept in the discrepancy's notes).")]
-
-
-def _cli() -> Any:
-    from edi import cli
-
-    return cli
 
 
 def _store(home: Path | None) -> Any:
     from edi.discrepancies import DiscrepancyStore, store_path
 
-    return DiscrepancyStore(store_path(_cli().workspace(home).ensure_state()))
+    return DiscrepancyStore(store_path(common.workspace(home).ensure_state()))
 
 
 def _rows(result: Any, show_names: bool) -> list[dict[str, str]]:
@@ -73,20 +68,19 @@ def write_html(path: Path, result: Any, rows: list[dict[str, str]], show_names: 
 
 
 def _print_result(result: Any, rows: list[dict[str, str]]) -> None:
-    cli = _cli()
     summary = result.summary()
     from edi.output import render_table
 
     render_table(
-        cli.out,
-        cli.err,
+        common.out,
+        common.err,
         f"{result.carrier}: reconciliation as of {result.as_of} "
         f"({result.roster_name}, {result.roster_format})",
         ("kind", "count"),
         list(summary.items()),
         right=("count",),
     )
-    cli.out.print(
+    common.out.print(
         f"PlanSource members: {result.ours_members}; roster members: {result.theirs_members}; "
         f"new: {len(result.new)}; resolved: {len(result.resolved)}; "
         f"open errors: {result.open_errors()}",
@@ -94,7 +88,7 @@ def _print_result(result: Any, rows: list[dict[str, str]]) -> None:
     )
     held = result.mapping.quarantined if result.mapping else []
     if held:
-        cli.err.print(
+        common.err.print(
             f"[yellow]{len(held)} PlanSource subscriber(s) held (quarantined)[/]: not on "
             "PlanSource's side, so the carrier's records of them show as unexpected",
             highlight=False,
@@ -111,7 +105,7 @@ def _print_result(result: Any, rows: list[dict[str, str]]) -> None:
         if row.get("plansource value") or row.get("carrier value"):
             ours, theirs = row["plansource value"] or "-", row["carrier value"] or "-"
             text += f" (PlanSource: {ours}; carrier: {theirs})"
-        cli.out.print(escape(text), soft_wrap=True, highlight=False)
+        common.out.print(escape(text), soft_wrap=True, highlight=False)
 
 
 def reconcile_command(
@@ -129,18 +123,17 @@ def reconcile_command(
     """Compare a carrier's roster with PlanSource; exit 1 while open error discrepancies exist."""
     from edi.reconcile import run_reconciliation
 
-    cli = _cli()
     result = run_reconciliation(
-        cli.workspace(home),
+        common.workspace(home),
         carrier,
         roster,
-        now=cli.now(),
-        as_of=cli.parse_day(as_of, "--as-of"),
+        now=common.now(),
+        as_of=common.parse_day(as_of, "--as-of"),
         source=source,
     )
     rows = _rows(result, show_names)
     for warning in result.roster.warnings if result.roster else []:
-        cli.err.print(f"[yellow]roster warning:[/] {escape(warning)}", highlight=False)
+        common.err.print(f"[yellow]roster warning:[/] {escape(warning)}", highlight=False)
     if html is not None:
         write_html(html, result, rows, show_names)
     if as_json:
@@ -167,9 +160,8 @@ def discrepancies_list(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    cli = _cli()
     if not rows:
-        cli.err.print(f"no {status} discrepancies" if status != "all" else "no discrepancies")
+        common.err.print(f"no {status} discrepancies" if status != "all" else "no discrepancies")
     for row in rows:
         ids = " ".join(
             f"{name}={row[name]}"
@@ -181,7 +173,7 @@ def discrepancies_list(
             f"{row['id']} {row['carrier']} {row['kind']} [{row['severity']}, {row['status']}] "
             f"{ids} last seen {seen}: {row['detail'] or ''}"
         )
-        cli.out.print(escape(text), soft_wrap=True, highlight=False)
+        common.out.print(escape(text), soft_wrap=True, highlight=False)
 
 
 @discrepancies_app.command("show")
@@ -194,9 +186,8 @@ def discrepancies_show(
 
 
 def _set_status(discrepancy_id: str, status: str, note: str, home: Path | None) -> None:
-    cli = _cli()
-    row = _store(home).set_status(discrepancy_id, status, note, cli.now())
-    cli.err.print(f"{row['id']}: {status}")
+    row = _store(home).set_status(discrepancy_id, status, note, common.now())
+    common.err.print(f"{row['id']}: {status}")
 
 
 @discrepancies_app.command("resolve")
@@ -233,8 +224,7 @@ def roster_fetch(
     from edi.profiles import load_profile, profile_names
     from edi.reconcile import fetch_rosters
 
-    cli = _cli()
-    ws = cli.workspace(home)
+    ws = common.workspace(home)
     carriers = (
         [carrier]
         if carrier
@@ -244,7 +234,7 @@ def roster_fetch(
     failed = False
     for name in carriers:
         for item in fetch_rosters(
-            ws, name, now=cli.now(), as_of=cli.parse_day(as_of, "--as-of"), source=source
+            ws, name, now=common.now(), as_of=common.parse_day(as_of, "--as-of"), source=source
         ):
             entry: dict[str, Any] = {"carrier": name, "remote_name": item.remote_name}
             entry["archived"] = str(item.archived)
@@ -265,13 +255,13 @@ def roster_fetch(
         print(json.dumps(report, indent=2))
     else:
         if not report:
-            cli.err.print("no new rosters")
+            common.err.print("no new rosters")
         for entry in report:
             outcome = entry.get("error") or (
                 f"{sum(entry['summary'].values())} discrepancies, {entry['new']} new, "
                 f"{entry['open_errors']} open errors"
             )
-            cli.out.print(
+            common.out.print(
                 f"{entry['carrier']}: {escape(entry['remote_name'])}: {escape(outcome)}",
                 highlight=False,
             )

@@ -13,12 +13,13 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from edi.cli import common
+from edi.cli.common import HomeOption, JsonOption
+
 log_app = typer.Typer(
     help="The compliance delivery log (append-only, hash-chained, signed).", no_args_is_help=True
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
 COLUMNS = (
     "seq",
     "recorded_at",
@@ -32,14 +33,8 @@ COLUMNS = (
 )
 
 
-def _cli() -> Any:
-    from edi import cli
-
-    return cli
-
-
 def _day(text: str | None, option: str, end: bool = False) -> datetime | None:
-    parsed = _cli().parse_day(text, option)
+    parsed = common.parse_day(text, option)
     if parsed is None:
         return None
     moment = datetime.combine(parsed, datetime.max.time() if end else datetime.min.time())
@@ -79,22 +74,21 @@ def run_command(
     """
     from edi.pipeline import run
 
-    cli = _cli()
     if dry_run:
-        from edi.cli_dry_run import dry_run_command
+        from edi.cli.dry_run import dry_run_command
 
         dry_run_command(
             carrier, source, as_of, file_type, allow_mass_termination, reason, home, as_json
         )
         return
     outcome = run(
-        cli.workspace(home),
+        common.workspace(home),
         carrier,
-        now=cli.now(),
-        as_of=cli.parse_day(as_of, "--as-of"),
+        now=common.now(),
+        as_of=common.parse_day(as_of, "--as-of"),
         source=source,
-        file_type=cli.file_type_option(file_type),
-        allow_mass_termination=cli.guard_override(allow_mass_termination, reason),
+        file_type=common.file_type_option(file_type),
+        allow_mass_termination=common.guard_override(allow_mass_termination, reason),
         reason=reason,
     )
     _report(outcome.summary(), as_json)
@@ -112,15 +106,14 @@ def send_command(
 
     if not file.is_file():
         raise UsageError("file-missing", f"{file} does not exist")
-    cli = _cli()
-    _report(send(cli.workspace(home), carrier, file, now=cli.now()).summary(), as_json)
+    _report(send(common.workspace(home), carrier, file, now=common.now()).summary(), as_json)
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
-    err = _cli().err
+    err = common.err
     if summary["outcome"] == "already-delivered":
         err.print(
             f"[yellow]{summary['carrier']}: already delivered[/] as {summary['remote_path']}; "
@@ -139,7 +132,7 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
 def _log(home: Path | None) -> Any:
     from edi.delivery_config import delivery_log
 
-    return delivery_log(_cli().workspace(home))
+    return delivery_log(common.workspace(home))
 
 
 @contextmanager
@@ -187,10 +180,9 @@ def log_list(
             return local_time(entry.get(column))
         return entry.get(column, "")
 
-    cli = _cli()
     render_table(
-        cli.out,
-        cli.err,
+        common.out,
+        common.err,
         "Delivery log",
         COLUMNS,
         [[cell(entry, c) for c in COLUMNS] for entry in entries],
@@ -236,7 +228,7 @@ def log_head(home: HomeOption = None, as_json: JsonOption = False) -> None:
         print(json.dumps(head.as_json(), indent=2))
         return
     print(head.text)
-    err = _cli().err
+    err = common.err
     err.print(f"signature {head.signature}", soft_wrap=True, highlight=False)
     err.print(
         f"signed at {head.signed_at} by key {head.key}; previous checkpoint {head.prev}",
@@ -293,14 +285,14 @@ def log_verify(
             f", witnessed to entry {report.witnessed}" if report.witnessed is not None else ""
         )
         pinned_text = " with the auditor's key" if pinned is not None else ""
-        _cli().out.print(
+        common.out.print(
             f"[green]intact[/]: {report.entries} entries, {report.checkpoints} signed "
             f"checkpoints verified{pinned_text}{witnessed}",
             soft_wrap=True,
         )
     else:
         where = f"first bad entry {report.first_bad_seq}: " if report.first_bad_seq else ""
-        out = _cli().out
+        out = common.out
         out.print(f"[red]TAMPERED[/]: {where}{escape(report.problem)}", soft_wrap=True)
         for problem in report.problems[1:10]:
             out.print(f"  also: {escape(problem)}", soft_wrap=True)
@@ -350,9 +342,9 @@ def log_report(
     start, end = _day(since, "--since"), _day(until, "--until", end=True)
     with _log_errors():
         entries = log.entries(carrier=carrier, since=start, until=end)
-    path = log.render_html(html, entries, log.verify(), _cli().now(), since=start, until=end)
+    path = log.render_html(html, entries, log.verify(), common.now(), since=start, until=end)
     if not entries:
-        _cli().err.print("no deliveries in this period; the page says so", highlight=False)
+        common.err.print("no deliveries in this period; the page says so", highlight=False)
     print(path)
 
 
@@ -374,14 +366,13 @@ def demo_command(
     """The whole pipeline on embedded defaults: samples → 834s → PGP → loopback sshd → log."""
     from edi.demo import run_demo
 
-    cli = _cli()
     run_demo(
-        cli.workspace(None),
+        common.workspace(None),
         workspace_dir.resolve(),
         as_of=date.fromisoformat(as_of),
-        now=cli.now(),
-        out=cli.out,
-        err=cli.err,
+        now=common.now(),
+        out=common.out,
+        err=common.err,
     )
 
 

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from edi.cli import common
+from edi.cli.common import HomeOption
 
 schedules_app = typer.Typer(
     help="Scheduled transmissions (schedules/*.toml).", no_args_is_help=True
 )
 scheduler_app = typer.Typer(help="The long-running scheduler.", no_args_is_help=True)
 acks_app = typer.Typer(help="TA1/999 acknowledgments.", no_args_is_help=True)
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
-
-
-def _cli() -> Any:
-    from edi import cli
-
-    return cli
 
 
 def _last(entries: list[Any], *events: str) -> Any:
@@ -35,8 +30,7 @@ def schedules_list(
     from edi.delivery_config import delivery_log
     from edi.schedules import load_schedules
 
-    cli = _cli()
-    workspace = cli.workspace(home)
+    workspace = common.workspace(home)
     log = delivery_log(workspace)
     rows = []
     for schedule in load_schedules(workspace):
@@ -48,7 +42,7 @@ def schedules_list(
             "validation-failed",
             "mass-termination-guard",
         )
-        next_run = schedule.next_run(cli.now()) if schedule.enabled else None
+        next_run = schedule.next_run(common.now()) if schedule.enabled else None
         rows.append(
             {
                 "schedule": schedule.id,
@@ -68,8 +62,8 @@ def schedules_list(
 
     columns = ("schedule", "carrier", "cron", "timezone", "enabled", "next_run", "last_outcome")
     render_table(
-        cli.out,
-        cli.err,
+        common.out,
+        common.err,
         "Schedules",
         (*(c.replace("_", " ") for c in columns), "last at"),
         [
@@ -90,7 +84,7 @@ def scheduler_run(home: HomeOption = None) -> None:
     from edi.scheduler import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(_cli().workspace(home))
+    serve(common.workspace(home))
 
 
 @acks_app.command("fetch")
@@ -105,20 +99,19 @@ def acks_fetch(
     from edi.acks import fetch_acks
     from edi.profiles import load_profile, profile_names
 
-    cli = _cli()
-    workspace = cli.workspace(home)
+    workspace = common.workspace(home)
     results: dict[str, dict[str, list[Any]]] = {}
     for name in [carrier] if carrier else profile_names(workspace):
         profile = load_profile(workspace, name)
         if profile.acks is None:
             continue
-        report = fetch_acks(workspace, profile, cli.now())
+        report = fetch_acks(workspace, profile, common.now())
         results[name] = {"matched": report.matched, "unmatched": report.unmatched}
     if as_json:
         print(json.dumps(results, indent=2))
         return
     for name, result in results.items():
-        cli.out.print(
+        common.out.print(
             f"{name}: {len(result['matched'])} matched, unmatched: {result['unmatched'] or 'none'}"
         )
 
@@ -136,9 +129,8 @@ def status_command(
     from edi.schedules import load_schedules
     from edi.status import carrier_status
 
-    cli = _cli()
-    workspace = cli.workspace(home)
-    log, now = delivery_log(workspace), cli.now()
+    workspace = common.workspace(home)
+    log, now = delivery_log(workspace), common.now()
     schedules = {s.carrier: s for s in load_schedules(workspace)}
     rows = [
         carrier_status(carrier, log.entries(carrier=carrier), schedules.get(carrier), now)
@@ -148,8 +140,8 @@ def status_command(
         print(json.dumps(rows, indent=2))
     else:
         render_table(
-            cli.out,
-            cli.err,
+            common.out,
+            common.err,
             "Status",
             (
                 "carrier",

@@ -11,47 +11,36 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from edi.cli import common
+from edi.cli.common import HomeOption, JsonOption
 from edi.errors import UsageError
-from edi.workspace import PlanSourceSettings, Workspace
 
 if TYPE_CHECKING:
     from edi.plansource.pull import ProgressCallback, PullManifest
+    from edi.workspace import PlanSourceSettings, Workspace
 
 snapshots_app = typer.Typer(help="Pulled PlanSource snapshots (state/snapshots).")
 sandbox_app = typer.Typer(help="Local stand-ins for outside services.")
 
-HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="Workspace directory (default: $EDI_HOME or .)")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 PageOption = Annotated[str | None, typer.Option(metavar="ENDPOINT:PAGE")]
 
-err = Console(stderr=True)
-out = Console()
+err = common.err
+out = common.out
 
 
 def _workspace(home: Path | None) -> Workspace:
     """The main CLI's `--home` (given before the command) applies when this one is absent."""
-    try:
-        from edi import cli
-    except ImportError:  # pragma: no cover - the CLI module is someone else's; stay usable
-        return Workspace.open(home)
-    return cli.workspace(home)
+    return common.workspace(home)
 
 
 def _now() -> datetime:
-    try:
-        from edi import cli
-    except ImportError:  # pragma: no cover
-        return datetime.now(UTC)
-    return cli.now()
+    return common.now()
 
 
 def _since(text: str | None) -> date | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from edi.cli import common
+from edi.cli.common import HomeOption
+
 store_app = typer.Typer(help="The shared PostgreSQL store.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Queued runs in the shared store.", no_args_is_help=True)
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
 StoreUrlOption = Annotated[
     str | None,
     typer.Option(
@@ -21,18 +23,12 @@ StoreUrlOption = Annotated[
 ]
 
 
-def _cli() -> Any:
-    from edi import cli
-
-    return cli
-
-
 def _url(explicit: str | None, home: Path | None) -> str:
     from edi import store
 
     if explicit or store.url_from_env():
         return store.resolve_url(explicit, None)
-    return store.resolve_url(None, _cli().workspace(home))
+    return store.resolve_url(None, common.workspace(home))
 
 
 @store_app.command("init")
@@ -62,10 +58,9 @@ def enqueue(
     from edi import jobs, store
     from edi.profiles import load_profile
 
-    cli = _cli()
-    ws = cli.workspace(home)
-    day = cli.parse_day(as_of, "--as-of")
-    chosen = cli.file_type_option(file_type)
+    ws = common.workspace(home)
+    day = common.parse_day(as_of, "--as-of")
+    chosen = common.file_type_option(file_type)
     load_profile(ws, carrier)  # an unknown or invalid carrier fails here, not in a worker
     url = store.workspace_url(ws) if ws.settings.store else None
     result = jobs.enqueue(url or "", ws, carrier, as_of=day, file_type=chosen)
@@ -143,10 +138,9 @@ def jobs_list(
         return
     from edi.output import local_time, render_table
 
-    cli = _cli()
     render_table(
-        cli.out,
-        cli.err,
+        common.out,
+        common.err,
         "Jobs",
         ("id", "status", "feed", "attempts", "queued", "finished", "outcome"),
         [

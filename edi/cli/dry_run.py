@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edi import cli
+from edi.cli import common
+from edi.cli.summary import print_summary
 
 
 def dry_run_command(
@@ -21,13 +22,13 @@ def dry_run_command(
     from edi.dry_run import dry_run
 
     result = dry_run(
-        cli.workspace(home),
+        common.workspace(home),
         carrier,
-        now=cli.now(),
-        as_of=cli.parse_day(as_of, "--as-of"),
+        now=common.now(),
+        as_of=common.parse_day(as_of, "--as-of"),
         source=source,
-        file_type=cli.file_type_option(file_type),
-        allow_mass_termination=cli.guard_override(allow_mass_termination, reason),
+        file_type=common.file_type_option(file_type),
+        allow_mass_termination=common.guard_override(allow_mass_termination, reason),
         reason=reason,
     )
     summary = result.summary()
@@ -35,8 +36,8 @@ def dry_run_command(
         print(json.dumps(summary, indent=2, default=str))
         return
     generated = summary["generated"]
-    cli.print_summary(generated)
-    say = cli.err.print
+    print_summary(generated)
+    say = common.err.print
     say(
         f"[yellow]dry run[/]: {result.file_name} ({generated['file_type']}, ISA13 "
         f"{generated['isa13']} would be used; {generated['members']} members, "

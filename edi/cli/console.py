@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from edi.cli import common
+from edi.cli.common import HomeOption
 from edi.errors import ConfigError, UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8834
 MIN_TOKEN_LENGTH = 16
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
-
-
-def _cli() -> Any:
-    from edi import cli
-
-    return cli
 
 
 def is_loopback(host: str) -> bool:
@@ -75,9 +69,8 @@ def serve_command(
     home: HomeOption = None,
 ) -> None:
     """Serve the read-only console: overview, deliveries, log, discrepancies, JSON under /api/."""
-    cli = _cli()
     token = console_token(host, token_env)
-    workspace = cli.workspace(home)
+    workspace = common.workspace(home)
     if not workspace.home.is_dir():
         raise UsageError("workspace-missing", f"the workspace {workspace.home} does not exist")
 
@@ -87,9 +80,9 @@ def serve_command(
 
     # Without a token only requests naming this machine are answered (DNS rebinding).
     names = tuple(sorted({*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host.lower()}))
-    app = create_app(workspace, token=token, allowed_hosts=None if token else names, now=cli.now)
+    app = create_app(workspace, token=token, allowed_hosts=None if token else names, now=common.now)
     shown = f"[{host}]" if ":" in host else host
-    cli.err.print(
+    common.err.print(
         f"edi console (read-only) for {workspace.home} on http://{shown}:{port}/"
         + (f" (Authorization: Bearer ${token_env})" if token else ""),
         highlight=False,

@@ -8,15 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from edi.cli import common
+from edi.cli.common import HomeOption
+
 baseline_app = typer.Typer(help="The last delivered state per carrier.", no_args_is_help=True)
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace directory.")]
 CarrierOption = Annotated[str, typer.Option("--carrier", "-c", help="Carrier profile name.")]
-
-
-def _cli() -> Any:
-    from edi import cli
-
-    return cli
 
 
 def _rows(changes: Any, show_names: bool) -> list[dict[str, str]]:
@@ -55,12 +51,11 @@ def diff_command(
     """Preview the next change file: adds, changes, terms, reinstatements, disappearances."""
     from edi.pipeline import preview
 
-    cli = _cli()
     changes = preview(
-        cli.workspace(home),
+        common.workspace(home),
         carrier,
-        now=cli.now(),
-        as_of=cli.parse_day(as_of, "--as-of"),
+        now=common.now(),
+        as_of=common.parse_day(as_of, "--as-of"),
         source=source,
     )
     summary = {key: value for key, value in changes.summary().items() if key != "members"}
@@ -71,18 +66,20 @@ def diff_command(
         print(json.dumps({"carrier": carrier, **summary, "members": rows}, indent=2))
         return
     if not changes.has_baseline:
-        cli.err.print(f"{carrier}: no baseline yet; the first file is a full file of every member")
+        common.err.print(
+            f"{carrier}: no baseline yet; the first file is a full file of every member"
+        )
     from edi.output import render_table
 
     render_table(
-        cli.out,
-        cli.err,
+        common.out,
+        common.err,
         f"{carrier}: changes since the last delivered file",
         list(rows[0]) if rows else ["kind", "member"],
         [list(row.values()) for row in rows],
         empty="no changes",
     )
-    cli.out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
+    common.out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
     if html is not None:
         print(html)
 
@@ -106,7 +103,7 @@ def baseline_show(carrier: CarrierOption, home: HomeOption = None) -> None:
     """Counts and history of a carrier's baseline (no member data)."""
     from edi.pipeline import baselines
 
-    print(json.dumps(baselines(_cli().workspace(home)).show(carrier), indent=2))
+    print(json.dumps(baselines(common.workspace(home)).show(carrier), indent=2))
 
 
 @baseline_app.command("reset")
@@ -118,9 +115,8 @@ def baseline_reset(
     """Forget what the carrier has; the next file is a full file of every member."""
     from edi.pipeline import baselines
 
-    cli = _cli()
-    removed = baselines(cli.workspace(home)).reset(carrier, reason, cli.now())
-    cli.err.print(f"{carrier}: baseline of {removed} member(s) reset")
+    removed = baselines(common.workspace(home)).reset(carrier, reason, common.now())
+    common.err.print(f"{carrier}: baseline of {removed} member(s) reset")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from edi.cli import common
+
 
 def init_command(
     directory: Annotated[Path, typer.Argument(help="The new workspace's folder.")],
@@ -15,11 +17,10 @@ def init_command(
 
     Example: edi init /srv/edi && cd /srv/edi && edi carriers list
     """
-    from edi import cli
     from edi.skeleton import create_workspace
 
     written = create_workspace(directory)
-    err: Any = cli.err
+    err: Any = common.err
     for path in written:
         print(path)
     home = directory.resolve()

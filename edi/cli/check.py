@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from edi.cli import common
+
 
 def check_command(
     carrier: Annotated[str, typer.Option("--carrier", "-c", help="Carrier profile name.")],
@@ -26,14 +28,15 @@ def check_command(
 
     Example: edi check --carrier colonial --no-write
     """
-    from edi import cli
     from edi.connection_check import MARKS, run_checks
     from edi.output import render_table
     from edi.profiles import load_profile
 
-    workspace = cli.workspace(home)
+    workspace = common.workspace(home)
     profile = load_profile(workspace, carrier)
-    checks = run_checks(workspace, profile, write=not no_write, send_alerts=alerts, now=cli.now())
+    checks = run_checks(
+        workspace, profile, write=not no_write, send_alerts=alerts, now=common.now()
+    )
     failed = [c for c in checks if c.failed]
     if as_json:
         print(
@@ -44,14 +47,14 @@ def check_command(
         )
     else:
         render_table(
-            cli.out,
-            cli.err,
+            common.out,
+            common.err,
             f"edi check {carrier}",
             ("", "check", "result", "detail", "hint"),
             [(MARKS[c.status], c.name, c.status, c.detail, c.hint) for c in checks],
         )
         verdict = f"{len(failed)} check(s) failed" if failed else "all checks passed"
-        cli.err.print(f"{carrier}: {verdict}", highlight=False)
+        common.err.print(f"{carrier}: {verdict}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
