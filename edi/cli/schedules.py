@@ -97,6 +97,7 @@ def acks_fetch(
 ) -> None:
     """Fetch TA1/999 files from each carrier's outbound folder, match, log and alert."""
     from edi.acks import fetch_acks
+    from edi.errors import UsageError
     from edi.profiles import load_profile, profile_names
 
     workspace = common.workspace(home)
@@ -104,12 +105,22 @@ def acks_fetch(
     for name in [carrier] if carrier else profile_names(workspace):
         profile = load_profile(workspace, name)
         if profile.acks is None:
+            if carrier:
+                raise UsageError(
+                    "profile-no-acks",
+                    f"carriers/{name}.toml has no [acks] table: there is nowhere to fetch from",
+                    hint="Add an [acks] table to the profile (README: Delivery settings).",
+                )
             continue
         report = fetch_acks(workspace, profile, common.now())
         results[name] = {"matched": report.matched, "unmatched": report.unmatched}
     if as_json:
         print(json.dumps(results, indent=2))
         return
+    if not results:
+        common.err.print(
+            "no carrier profile has an [acks] table: nothing to fetch", highlight=False
+        )
     for name, result in results.items():
         common.out.print(
             f"{name}: {len(result['matched'])} matched, unmatched: {result['unmatched'] or 'none'}"

@@ -191,6 +191,19 @@ def test_profile_key_suggestion(edi_home: Path, capsys: pytest.CaptureFixture[st
         (["init", "."], 2),  # the repository already is a workspace
         (["diff", "--carrier", "colonial", "--as-of", "2026-11-24"], 0),
         (["generate", "--carrier", "colonial", "--as-of", "2026-11-24", "--type", "weekly"], 2),
+        (["acks", "fetch"], 0),  # no profile has [acks]: says so
+        (["acks", "fetch", "--carrier", "colonial"], 2),
+        (["discrepancies", "list"], 0),
+        (["reconcile", "--carrier", "colonial", "no-such-roster.csv"], 2),
+        (["reconcile", "--carrier", "colonial", "README.md"], 1),
+        (["roster", "fetch", "--carrier", "colonial"], 2),  # no [roster]
+        (["log", "head"], 1),  # no signed checkpoint yet
+        (["snapshots", "list"], 0),
+        (["pull"], 2),  # no [plansource] client
+        (["enqueue", "--carrier", "colonial"], 2),  # no [store]
+        (["jobs", "list"], 2),
+        (["store", "init"], 2),
+        (["worker", "--concurrency", "0"], 2),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )
