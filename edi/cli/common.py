@@ -76,3 +76,16 @@ def report_error(error: EdiError, shown: int = 20) -> None:
         say(f"  … and {len(error.details) - shown} more")
     if error.hint:
         say(f"[dim]hint: {escape(error.hint)}[/]")
+
+
+def point_at_the_demo(home: Path | None) -> None:
+    """An empty log in a workspace whose demo ran elsewhere: say where the demo's log is."""
+    ws = workspace(home)
+    demo = ws.home / "state" / "demo"
+    if (demo / "edi.toml").is_file() or (demo / "carriers").is_dir():
+        err.print(
+            f"hint: `bash scripts/demo` keeps its own workspace: edi --home {escape(str(demo))} "
+            "log list (or status)",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -188,6 +188,8 @@ def log_list(
         [[cell(entry, c) for c in COLUMNS] for entry in entries],
         right=("seq", "member_count", "attempt"),
     )
+    if not entries:
+        common.point_at_the_demo(home)
 
 
 @log_app.command("show")

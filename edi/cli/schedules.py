@@ -183,6 +183,8 @@ def status_command(
             ],
             empty="no carrier profiles",
         )
+        if not any(row["last_run_at"] for row in rows):
+            common.point_at_the_demo(home)
     if any(row["problems"] for row in rows):
         raise typer.Exit(1)
 

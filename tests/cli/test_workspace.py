@@ -108,3 +108,16 @@ def test_demo_says_where_its_workspace_is(
     assert f"edi --home {demo_home} log list" in err
     code, out, _ = edi(capsys, "--home", str(demo_home), "log", "list", "--json")
     assert code == 0 and '"delivery"' in out
+
+
+def test_an_empty_log_points_at_the_demo_workspace(
+    edi_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = edi(capsys, "--home", str(edi_home), "log", "list")
+    assert code == 0 and "Delivery log: no entries" in err and "scripts/demo" not in err
+    demo = edi_home / "state" / "demo"
+    (demo / "carriers").mkdir(parents=True)
+    for command in (["log", "list"], ["status"]):
+        code, _, err = edi(capsys, "--home", str(edi_home), *command)
+        assert code == 0, err
+        assert f"edi --home {demo} log list" in err
