@@ -270,7 +270,7 @@ def test_a_held_member_is_not_recorded_as_sent(edi_home: Path, tmp_path: Path) -
     assert list(second.rules.held) == ["1"]  # type: ignore[attr-defined]
     segs = assert_valid_834(second.path)  # type: ignore[attr-defined]
     assert [loop[0][3] for loop in member_loops(segs)] == ["001"]  # subscriber 2 only
-    assert second.extra["changes"]["disappearances"] == 0  # type: ignore[attr-defined]
+    assert second.diff is not None and second.diff["disappearances"] == 0
     assert baselines(ws).commit("colonial", second.fingerprint, NOW)  # type: ignore[attr-defined]
     assert baselines(ws).get("colonial", "S1") == before  # as the carrier last had them
     export.subscribers[0]["birthdate"] = "1981/01/15"  # fixed
