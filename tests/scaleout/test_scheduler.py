@@ -163,3 +163,39 @@ def test_sigterm_lets_the_worker_finish_the_job_in_hand(
         run = conn.execute("SELECT outcome, finished_at IS NOT NULL FROM edi_runs").fetchone()
     assert status == ("succeeded",) and run == ("delivered", True)
     assert len(remote_files(sshd, "acme")) == 1 and len(delivered(home)) == 1
+
+
+def test_a_lagging_scheduler_never_defers_an_earlier_period_again(pg_url: str) -> None:
+    from edi import store
+    from edi.shared_scheduler import defer_periodic
+
+    store.init_schema(pg_url)
+
+    def defer(timestamp: int) -> str:
+        outcome, _ = defer_periodic(
+            pg_url,
+            task_name="edi.run_feed",
+            periodic_id="acme/colonial",
+            timestamp=timestamp,
+            kwargs={"carrier": "colonial"},
+            lock="acme/colonial",
+        )
+        return outcome
+
+    def finish_all() -> None:
+        with psycopg.connect(pg_url) as conn:
+            conn.execute("UPDATE procrastinate_jobs SET status = 'succeeded'")
+
+    assert defer(120) == "deferred"
+    assert defer(120) == "already-deferred"
+    assert defer(180) == "already-queued"  # 120's run has not started: it covers 180
+    finish_all()
+    assert defer(240) == "deferred"  # procrastinate drops its record of 120 here
+    finish_all()
+    assert defer(120) == "already-deferred"  # a scheduler a period behind
+    assert defer(180) == "already-deferred"
+    with psycopg.connect(pg_url) as conn:
+        stamps = conn.execute(
+            "SELECT (args->>'timestamp')::int FROM procrastinate_jobs ORDER BY id"
+        ).fetchall()
+    assert stamps == [(120,), (240,)]
