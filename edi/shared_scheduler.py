@@ -40,6 +40,7 @@ from edi.workspace import Workspace
 
 log = logging.getLogger("edi.scheduler")
 MAX_SLEEP_S = 30.0  # real seconds: a clock jump or a suspended machine is noticed this fast
+RETRY_S = 5.0  # real seconds before deferring again when the store could not be reached
 Deferred = Literal["deferred", "already-deferred", "already-queued"]
 
 
@@ -198,10 +199,11 @@ class SharedScheduler:
                     kwargs=item.kwargs,
                     lock=item.lock,
                 )
-            except EdiError as error:  # store unreachable: try again at the next tick
-                log.warning("%s due %s: %s", item.periodic_id, due.isoformat(), error.code)
+            except Exception as error:  # the store unreachable, a lost connection: retry
+                code = error.code if isinstance(error, EdiError) else type(error).__name__
+                log.warning("%s due %s: not deferred: %s", item.periodic_id, due.isoformat(), code)
                 item.upcoming = due
-                return 1.0
+                return self.clock.speed * RETRY_S
             self.deferred.append((item.periodic_id, due, outcome, job_id))
             shown = f" as job {job_id}" if job_id is not None else ""
             log.info("%s due %s: %s%s", item.periodic_id, due.isoformat(), outcome, shown)
