@@ -45,14 +45,22 @@ from edi.workspace import Workspace  # noqa: E402
 
 CARRIERS = ("colonial", "unum", "allstate")
 AS_OF = date(2026, 11, 24)
-# Runs the worker, forwards SIGTERM to it, and prints its exit status and peak RSS (KiB).
+# Runs the worker, forwards SIGTERM to it, prints its exit status, peak RSS (KiB), CPU seconds.
 _WRAPPER = """
 import os, signal, subprocess, sys
 child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], "w"))
 signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
 _, status, usage = os.wait4(child.pid, 0)
-print(status, usage.ru_maxrss, flush=True)
+print(status, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, flush=True)
 """
+
+
+def machine_cpu() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far (/proc/stat): what else ran."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return (sum(fields) - idle) / tick, sum(fields) / tick
 
 
 def build_workspaces(
@@ -192,6 +200,7 @@ def trial(
         env.pop("EDI_CRASH_AT", None)
         command = [sys.executable, "-m", "edi", "worker", "--poll-s", "0.5"]
         started = time.time()
+        busy_before, total_before = machine_cpu()
         procs = [
             subprocess.Popen(
                 [sys.executable, "-c", _WRAPPER, str(scratch / f"w{workers}-{n}.log"), *command],
@@ -204,6 +213,7 @@ def trial(
         try:
             _wait(url, job_ids, 3600, procs)
             finished = time.time()
+            busy_after, total_after = machine_cpu()
             first_start, last_end = _span(url, job_ids)
             batch_latency = _latencies(url, job_ids)
             idle_latency = []
@@ -218,12 +228,13 @@ def trial(
             for proc in procs:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
-            rss, statuses = [], []
+            rss, statuses, cpu = [], [], []
             for proc in procs:
                 out, _ = proc.communicate(timeout=300)
-                status, max_rss_kb = (int(x) for x in out.split())
-                statuses.append(status)
-                rss.append(round(max_rss_kb / 1024, 1))
+                status, max_rss_kb, cpu_s = out.split()
+                statuses.append(int(status))
+                rss.append(round(int(max_rss_kb) / 1024, 1))
+                cpu.append(float(cpu_s))
         load_after = os.getloadavg()[0]
         rows = jobs.list_jobs(url)
     outcomes = Counter(
@@ -248,6 +259,11 @@ def trial(
         "queue_latency_idle_s": _stats(idle_latency),
         "peak_rss_mb_per_worker": rss,
         "worker_exit_status": statuses,
+        # The workers' own CPU (with the gpg they wait for), per feed; and how busy the whole
+        # machine was while the batch ran (sshd, PostgreSQL, and whatever else shares it).
+        "worker_cpu_s_per_feed": round(sum(cpu) / (len(job_ids) + probes), 3),
+        "machine_busy_cores": round((busy_after - busy_before) / wall, 2),
+        "machine_cores_seen": round((total_after - total_before) / wall, 2),
         "outcomes": dict(outcomes),
         "uploads": uploads,
         "load_avg_1m": [round(load_before, 2), round(load_after, 2)],
