@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from edi.workspace import Workspace
 
 TASK_NAME = "edi.run_feed"
+CHECKS_TASK = "edi.checks"  # the missed-run watchdog, overdue acks, roster reconciliation
+TASKS = (TASK_NAME, CHECKS_TASK)
 STATUS_NAMES = {"todo": "queued"}
 FINAL = ("succeeded", "failed", "cancelled", "aborted")
 logger = logging.getLogger("edi.jobs")
@@ -53,6 +55,7 @@ def make_app(url: str) -> App:
 
     app = App(connector=PsycopgConnector(conninfo=url, min_size=1, max_size=4))
     app.task(name=TASK_NAME, pass_context=True)(run_feed)
+    app.task(name=CHECKS_TASK, pass_context=True)(run_checks)
     return app
 
 
@@ -98,10 +101,12 @@ def run_feed(
     carrier: str,
     as_of: str | None = None,
     file_type: str | None = None,
+    schedule_id: str | None = None,
+    timestamp: int | None = None,
 ) -> str:
-    """The job: one `edi run` of one carrier in one workspace."""
+    """The job: one `edi run` of one carrier in one workspace. A scheduled run (deferred by
+    `edi scheduler run` with a store) carries its schedule's id and due time (`timestamp`)."""
     from edi import pipeline
-    from edi.workspace import Workspace
 
     url = str(context.additional_context["store_url"])
     kwargs = {
@@ -111,13 +116,7 @@ def run_feed(
     }
     run_id = _record_start(url, context, kwargs)
     try:
-        workspace = Workspace.open(Path(workspace_path))
-        if workspace.settings.name != workspace_name:
-            raise ConfigError(
-                "workspace-name-mismatch",
-                f"the workspace at {workspace_path} is not named {workspace_name!r}",
-                hint="Each job runs the workspace it was queued from; was edi.toml changed?",
-            )
+        workspace = _open_workspace(workspace_path, workspace_name)
         with store.hold_run_lock(
             url, workspace_name, carrier, wait_s=pipeline.lock_wait_s(workspace)
         ):
@@ -128,7 +127,7 @@ def run_feed(
                     now=datetime.now(UTC),
                     as_of=date.fromisoformat(as_of) if as_of else None,
                     file_type=file_type,  # type: ignore[arg-type]
-                    schedule_id=f"job:{context.job.id}",
+                    schedule_id=schedule_id or f"job:{context.job.id}",
                 )
                 outcome = result.outcome
             except NothingToSend:
@@ -141,6 +140,37 @@ def run_feed(
         raise JobFailed(f"[unexpected] {type(error).__name__}") from None
     _record_end(url, run_id, outcome, None)
     return outcome
+
+
+def _open_workspace(workspace_path: str, workspace_name: str) -> Workspace:
+    from edi.workspace import Workspace
+
+    workspace = Workspace.open(Path(workspace_path))
+    if workspace.settings.name != workspace_name:
+        raise ConfigError(
+            "workspace-name-mismatch",
+            f"the workspace at {workspace_path} is not named {workspace_name!r}",
+            hint="Each job runs the workspace it was queued from; was edi.toml changed?",
+        )
+    return workspace
+
+
+def run_checks(
+    context: JobContext, *, workspace_path: str, workspace_name: str, timestamp: int
+) -> str:
+    """The periodic checks job of one workspace: what the SQLite scheduler runs every
+    CHECK_EVERY_MIN minutes (missed-run watchdog, overdue acks, roster reconciliation)."""
+    from edi.scheduler import checks
+    from edi.schedules import load_schedules
+
+    try:
+        workspace = _open_workspace(workspace_path, workspace_name)
+        checks(workspace, load_schedules(workspace), lambda: datetime.now(UTC))
+    except EdiError as error:
+        raise JobFailed(str(error)) from None
+    except Exception as error:
+        raise JobFailed(f"[unexpected] {type(error).__name__}") from None
+    return "checked"
 
 
 @dataclass(frozen=True)
@@ -206,7 +236,7 @@ async def _sweep_stalled(app: App, options: WorkerOptions) -> None:
         await asyncio.sleep(every)
         try:
             stalled = await app.job_manager.get_stalled_jobs(
-                seconds_since_heartbeat=options.stalled_after_s, task_name=TASK_NAME
+                seconds_since_heartbeat=options.stalled_after_s
             )
             for job in stalled:
                 with contextlib.suppress(Exception):  # another worker's sweep got there first
@@ -291,6 +321,8 @@ class JobRow:
     finished_at: str | None
     outcome: str | None
     error_code: str | None
+    kind: str = "run"  # "run" (a feed's run) or "checks" (a workspace's periodic checks)
+    due: str | None = None  # a scheduled job's due time (`edi scheduler run` with a store)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -314,14 +346,16 @@ def list_jobs(url: str, *, workspace_name: str | None = None) -> list[JobRow]:
                    CASE WHEN j.status::text = ANY(%s) THEN
                      (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id
                         AND e.type::text = ANY(%s)) END,
-                   r.outcome, r.error_code
+                   r.outcome, r.error_code, j.task_name,
+                   (j.args->>'timestamp')::bigint
               FROM procrastinate_jobs j
               LEFT JOIN LATERAL (SELECT outcome, error_code FROM edi_runs
                                   WHERE job_id = j.id ORDER BY id DESC LIMIT 1) r ON true
-             WHERE j.task_name = %s AND (%s::text IS NULL OR j.args->>'workspace_name' = %s)
+             WHERE j.task_name = ANY(%s)
+               AND (%s::text IS NULL OR j.args->>'workspace_name' = %s)
              ORDER BY j.id
             """,
-            (list(FINAL), list(FINAL), TASK_NAME, workspace_name, workspace_name),
+            (list(FINAL), list(FINAL), list(TASKS), workspace_name, workspace_name),
         ).fetchall()
     return [
         JobRow(
@@ -333,8 +367,10 @@ def list_jobs(url: str, *, workspace_name: str | None = None) -> list[JobRow]:
             queued_at=_iso(r[5]),
             started_at=_iso(r[6]),
             finished_at=_iso(r[7]),
-            outcome=r[8],
+            outcome=r[8] if r[10] == TASK_NAME else ("checked" if r[1] == "succeeded" else None),
             error_code=r[9],
+            kind="run" if r[10] == TASK_NAME else "checks",
+            due=_iso(datetime.fromtimestamp(r[11], UTC)) if r[11] is not None else None,
         )
         for r in rows
     ]

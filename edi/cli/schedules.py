@@ -77,14 +77,28 @@ def schedules_list(
 
 
 @scheduler_app.command("run")
-def scheduler_run(home: HomeOption = None) -> None:
-    """Run every enabled schedule until stopped (SIGTERM finishes the current upload first)."""
+def scheduler_run(
+    home: HomeOption = None,
+    clock_speed: Annotated[float, typer.Option("--clock-speed", min=1.0, hidden=True)] = 1.0,
+    clock_anchor: Annotated[float, typer.Option("--clock-anchor", hidden=True)] = 0.0,
+    check_every_s: Annotated[float, typer.Option("--check-every-s", min=1.0, hidden=True)] = 900,
+) -> None:
+    """Run every enabled schedule until stopped (SIGTERM finishes the current upload first).
+    With a [store], defer each due run into the store for `edi worker` instead: any number of
+    schedulers, each run deferred once."""
     import logging
 
     from edi.scheduler import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(common.workspace(home))
+    workspace = common.workspace(home)
+    if workspace.settings.store is not None:
+        from edi import shared_scheduler
+
+        clock = shared_scheduler.Clock(speed=clock_speed, anchor=clock_anchor)
+        shared_scheduler.serve(workspace, clock=clock, check_every_s=check_every_s)
+        return
+    serve(workspace)
 
 
 @acks_app.command("fetch")

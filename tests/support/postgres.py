@@ -62,9 +62,19 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    if postgres_bindir() is None:
+        pytest.fail("PostgreSQL is not installed (scripts/install installs `postgresql`)")
+    with running_postgres() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A throwaway cluster on a free loopback port, removed on exit (the fixture's, and the
+    workers benchmark's)."""
     bindir = postgres_bindir()
     if bindir is None:
-        pytest.fail("PostgreSQL is not installed (scripts/install installs `postgresql`)")
+        raise RuntimeError("PostgreSQL is not installed (scripts/install installs `postgresql`)")
     as_root = os.geteuid() == 0
     root = Path(tempfile.mkdtemp(prefix="edi-pg-"))
     prefix: list[str] = []
