@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import transmit
-from edi import delivery_config, store
-from edi.baseline import BaselineReader, BaselineStore, ProposalWriter
+from edi import delivery_config, store, stores
 from edi.changes import (
     ChangesConfig,
     ChangeSet,
@@ -57,7 +56,7 @@ from edi.runs import (
 )
 from edi.validate import ValidationReport, validate_file
 from edi.workspace import Workspace
-from edi.x12.control import ControlNumbers, LoggedNumber
+from edi.x12.control import LoggedNumber
 from edi.x12.writer import Body, Envelope, content_fingerprint, write_body, write_file
 
 Progress = Callable[[int, int], None]
@@ -155,8 +154,8 @@ def tracked(items: Iterable[T], total: int, progress: Progress | None) -> Iterat
             progress(done, total)
 
 
-def control_numbers(workspace: Workspace) -> ControlNumbers:
-    return ControlNumbers(workspace.state_dir / "control.sqlite")
+def control_numbers(workspace: Workspace) -> stores.ControlNumberStore:
+    return stores.control_numbers(workspace)
 
 
 def resolve_source(workspace: Workspace, source: Path | None) -> tuple[Path, bool]:
@@ -231,8 +230,8 @@ def publish(validated: Path, final: Path) -> None:
             staged.unlink(missing_ok=True)
 
 
-def baselines(workspace: Workspace) -> BaselineStore:
-    return BaselineStore(workspace.state_dir / "baseline.sqlite")
+def baselines(workspace: Workspace) -> stores.Baselines:
+    return stores.baselines(workspace)
 
 
 def _profile_file(workspace: Workspace, carrier: str) -> Path:
@@ -295,10 +294,11 @@ def generate(
 
 def logged_control_numbers(workspace: Workspace, carrier: str) -> list[LoggedNumber]:
     """Every control number the delivery log recorded for the carrier (none without a log)."""
-    if not delivery_config.delivery_log_path(workspace).exists():
+    log = delivery_config.delivery_log(workspace)
+    if not log.backend.exists():
         return []
     numbers: dict[int, LoggedNumber] = {}
-    for entry in delivery_config.delivery_log(workspace).entries(carrier=carrier):
+    for entry in log.entries(carrier=carrier):
         isa13 = str(entry.get("isa13") or "")
         if not isa13.isdigit():
             continue
@@ -359,7 +359,7 @@ def build(
     store = baselines(workspace)
     has_baseline = store.has_baseline(carrier)
     reader = store.lookup(carrier)
-    proposal = None if chosen == "audit" else ProposalWriter(store.path, carrier, uuid.uuid4().hex)
+    proposal = None if chosen == "audit" else store.proposal(carrier, uuid.uuid4().hex)
     diff_ctx = DiffContext(profile, config, effective)
     differ = StreamingDiff(
         diff_ctx,
@@ -1030,7 +1030,7 @@ def send(
         return deliver_file(workspace, profile, scanned[0], now=now, schedule_id=schedule_id)
 
 
-def _keep_held(reader: BaselineReader, records: SubscriberRecords) -> None:
+def _keep_held(reader: stores.BaselineLookup, records: SubscriberRecords) -> None:
     for key in (f"S{records.subscriber.id}", *(f"D{d.id}" for d in records.dependents)):
         reader.get(key)
 
