@@ -1043,7 +1043,12 @@ class _Verification:
             witnessed = log.witnessed()
         except LogError as error:
             self.bad(None, error.message)
-        present = log.backend.exists() or bool(witnessed) or log.signing_key_path.exists()
+        try:
+            exists = log.backend.exists()
+        except LogError as error:  # a store that refuses this reader, or cannot be reached
+            self.bad(None, error.message)
+            return self.report(0, 0, witnessed)
+        present = exists or bool(witnessed) or log.signing_key_path.exists()
         if present:
             try:
                 workspace_key = log.public_key()
