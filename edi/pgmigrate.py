@@ -82,6 +82,31 @@ def _sqlite_log(workspace: Workspace) -> transmit.DeliveryLog:
     )
 
 
+def _refuse_if_there(conn: Any, url: str, name: str) -> None:
+    done = conn.execute(
+        "SELECT migrated_at FROM edi_migrations WHERE workspace = %s", (name,)
+    ).fetchone()
+    if done is not None:
+        raise UsageError(
+            "migrate-already-done",
+            f"workspace {name!r} was already migrated into {store.redact(url)} at "
+            f"{done[0].isoformat(timespec='seconds')}; nothing was changed",
+            hint="Its state lives in the store now; the SQLite files are no longer read.",
+        )
+    held = [
+        table
+        for table in (*pgstore.LOG_TABLES, *pgstore.STATE_TABLES)
+        if conn.execute(f"SELECT 1 FROM {table} WHERE workspace = %s LIMIT 1", (name,)).fetchone()
+    ]
+    if held:
+        raise UsageError(
+            "migrate-store-not-empty",
+            f"the store already holds state for workspace {name!r} ({', '.join(held)}); "
+            "nothing was migrated",
+            hint="Runs already used the store; migrating would fork its history.",
+        )
+
+
 def migrate(workspace: Workspace) -> Migration:
     target = stores.shared(workspace)
     if target is None:
@@ -98,6 +123,8 @@ def migrate(workspace: Workspace) -> Migration:
             "migrate-nothing",
             f"{state} holds no control numbers, baselines or delivery log to migrate",
         )
+    with pgstore._connection(url) as conn:
+        _refuse_if_there(conn, url, name)  # before the SQLite log, which the store's outgrew
     source_log = _sqlite_log(workspace)
     before = source_log.verify()
     if not before.ok:
@@ -109,30 +136,7 @@ def migrate(workspace: Workspace) -> Migration:
     control, baseline, log_db = sources
     with pgstore._connection(url) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (pgstore._lock_key("migrate", name),))
-        done = conn.execute(
-            "SELECT migrated_at FROM edi_migrations WHERE workspace = %s", (name,)
-        ).fetchone()
-        if done is not None:
-            raise UsageError(
-                "migrate-already-done",
-                f"workspace {name!r} was already migrated into {store.redact(url)} at "
-                f"{done[0].isoformat(timespec='seconds')}; nothing was changed",
-                hint="Its state lives in the store now; the SQLite files are no longer read.",
-            )
-        held = [
-            table
-            for table in (*pgstore.LOG_TABLES, *pgstore.STATE_TABLES)
-            if conn.execute(
-                f"SELECT 1 FROM {table} WHERE workspace = %s LIMIT 1", (name,)
-            ).fetchone()
-        ]
-        if held:
-            raise UsageError(
-                "migrate-store-not-empty",
-                f"the store already holds state for workspace {name!r} ({', '.join(held)}); "
-                "nothing was migrated",
-                hint="Runs already used the store; migrating would fork its history.",
-            )
+        _refuse_if_there(conn, url, name)  # again, under the lock: two migrations at once
         numbers = _copy(
             conn,
             "edi_control_numbers",
