@@ -5,6 +5,8 @@ its name in a real server)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -246,3 +248,24 @@ def test_postgres_log_rows_are_keyed_by_workspace(kind: str, ws: Workspace) -> N
     assert rows == [("acme", 1), ("globex", 1), ("globex", 2)]
     assert delivery_log(ws).verify().ok and delivery_log(other).verify().ok
     assert [e.seq for e in delivery_log(ws).entries()] == [1]
+
+
+def _append_many(args: tuple[str, str, int]) -> None:
+    home, url, worker = args
+    if url:
+        os.environ["EDI_STORE_URL"] = url
+    log = delivery_log(Workspace.open(Path(home)))
+    for n in range(15):
+        log.append("attempt", now=NOW, carrier=f"c{worker}", attempt=n)
+
+
+def test_concurrent_appends_from_several_processes_keep_one_chain(ws: Workspace) -> None:
+    """Workers on several machines append to one employer's log: one chain, every entry signed
+    and witnessed (the store's locks serialize them as SQLite's do on one host)."""
+    delivery_log(ws).append("attempt", now=NOW, carrier="colonial")
+    url = store.workspace_url(ws) or ""
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        pool.map(_append_many, [(str(ws.home), url, w) for w in range(3)])
+    report = delivery_log(ws).verify()
+    assert report.ok, report.problems
+    assert (report.entries, report.checkpoints, report.witnessed) == (46, 46, 46)
