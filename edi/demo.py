@@ -137,7 +137,7 @@ def run_demo(
 
 def _print_log(workspace: Workspace, out: Console) -> None:
     log = delivery_log(workspace)
-    table = Table(title=f"Delivery log ({log.db_path})")
+    table = Table(title=f"Delivery log ({log.where})")
     for column in ("seq", "event", "carrier", "outcome", "isa13", "members", "remote file"):
         table.add_column(column)
     for entry in log.entries():

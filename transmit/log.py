@@ -879,6 +879,13 @@ class DeliveryLog:
 
     # Reading ---------------------------------------------------------------------------------
 
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint row, oldest first (read-only; none without a log)."""
+        return [
+            Checkpoint(count, head, prev or "", signed_at, signature)
+            for _, count, head, prev, signed_at, signature in self._read().checkpoints
+        ]
+
     def entries(
         self,
         *,
