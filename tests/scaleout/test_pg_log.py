@@ -204,3 +204,44 @@ def test_one_employers_credentials_cannot_read_or_verify_anothers_log(
     monkeypatch.setenv("STORE_ACME", urls["acme"])
     log.append("attempt", now=NOW, carrier="colonial")
     assert log.verify().ok and log.verify().entries == 4
+
+
+def test_the_workers_role_reaches_every_workspace_but_cannot_change_a_log(
+    tmp_path: Path, pg_url: str, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.init_schema(pg_url)
+    with owner(pg_url) as conn:
+        conn.execute("DROP ROLE IF EXISTS edi_worker_test")
+        conn.execute("CREATE ROLE edi_worker_test LOGIN PASSWORD 'worker-pw'")
+        conn.execute("GRANT edi_app TO edi_worker_test")
+    database = pg_url.rsplit("/", 1)[1]
+    worker_url = (
+        f"postgresql://edi_worker_test:worker-pw@{postgres_server.host}:{postgres_server.port}/"
+        f"{database}"
+    )
+    for name in ("acme", "globex"):
+        monkeypatch.setenv(f"STORE_{name.upper()}", worker_url)
+        home = employer_home(tmp_path, name)
+        ws = Workspace.open(home)
+        from edi import stores
+
+        assert stores.control_numbers(ws).allocate("colonial", "fp", NOW).control_number == 1
+        stores.baselines(ws).propose("colonial", "f", [])
+        filled(home, 2)
+        assert delivery_log(ws).verify().ok
+    with psycopg.connect(worker_url) as conn:
+        assert conn.execute("SELECT count(DISTINCT workspace) FROM edi_log_entries").fetchone() == (
+            2,
+        )
+        for sql in (
+            "UPDATE edi_log_entries SET body = '{}'",
+            "DELETE FROM edi_log_checkpoints",
+            "TRUNCATE edi_log_entries",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+                conn.execute(sql)
+            assert "permission denied" in str(refused.value)  # the grant, before any trigger
+            conn.rollback()
+    with owner(pg_url) as conn:
+        conn.execute("DROP OWNED BY edi_worker_test")
+        conn.execute("DROP ROLE edi_worker_test")
