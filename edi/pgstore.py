@@ -186,6 +186,8 @@ def grant_queue(conn: psycopg.Connection[Any]) -> None:
             f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {APP_ROLE}, PUBLIC;"
             for table in LOG_TABLES
         )
+        + f" REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON edi_workspace_roles, edi_migrations "
+        f"FROM {APP_ROLE}, PUBLIC;"
     )
 
 

@@ -77,6 +77,10 @@ def test_roles_have_no_update_or_delete_on_the_log(acme: transmit.DeliveryLog, p
             assert conn.execute(
                 "SELECT has_table_privilege(%s, 'edi_baseline_members', 'DELETE')", (role,)
             ).fetchone() == (True,)
+            # Nobody but the owner maps roles to workspaces (edi store grant).
+            assert conn.execute(
+                "SELECT has_table_privilege(%s, 'edi_workspace_roles', 'INSERT')", (role,)
+            ).fetchone() == (False,)
 
 
 @pytest.mark.parametrize(
