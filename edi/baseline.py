@@ -143,6 +143,9 @@ class BaselineStore:
     def lookup(self, carrier: str) -> BaselineReader:
         return BaselineReader(self.path, carrier)
 
+    def proposal(self, carrier: str, token: str) -> ProposalWriter:
+        return ProposalWriter(self.path, carrier, token)
+
     def propose(self, carrier: str, fingerprint: str, members: Iterable[Member]) -> int:
         """Stores the members a file will leave the carrier with; nothing moves yet."""
         count = 0

@@ -190,11 +190,15 @@ def delivery_log(workspace: Workspace) -> transmit.DeliveryLog:
     """The workspace's log; opening it creates nothing (the first append creates log and key)."""
     state = workspace.state_dir
     settings = workspace.settings.log
+    from edi import stores
+
+    backend = stores.log_backend(workspace)
     return transmit.DeliveryLog(
-        delivery_log_path(workspace),
+        getattr(backend, "db_path", None),
         state / "keys" / "log-ed25519.pem",
         witness_dir=workspace.path(settings.witness_dir),
         announce=(lambda head: announce_head(workspace, head)) if settings.announce_heads else None,
+        backend=backend,
     )
 
 

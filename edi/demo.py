@@ -148,7 +148,7 @@ def _print_log(workspace: Workspace, out: Console) -> None:
     render_table(
         out,
         Console(stderr=True),
-        f"Delivery log ({log.db_path})",
+        f"Delivery log ({log.where})",
         ("seq", "event", "carrier", "outcome", "isa13", "members", "remote file"),
         [
             (

@@ -1,9 +1,10 @@
 """The shared PostgreSQL store: where it is, its schema, and the run lock it holds.
 
 What lives here: procrastinate's queue (jobs, events, workers), `edi_runs` (one row per job
-attempt: workspace, carrier, outcome, error code — never PHI) and the run locks (advisory locks
-keyed on workspace name + carrier). Control numbers, baselines and the delivery log stay in each
-workspace's SQLite files under `state/`, on storage every worker mounts.
+attempt: workspace, carrier, outcome, error code — never PHI), the run locks (advisory locks
+keyed on workspace name + carrier) and, for workspaces with `[store]`, their control numbers,
+baselines and delivery log (`edi.pgstore`, rows keyed by workspace name). Schedules' last runs,
+acks and discrepancies stay in each workspace's SQLite files under `state/`.
 
 The URL's password is never printed: messages carry `redact(url)`.
 """
@@ -113,6 +114,8 @@ def init_schema(url: str) -> list[str]:
     (empty: already up to date). Serialized by a transaction-scoped advisory lock."""
     from procrastinate.schema import SchemaManager
 
+    from edi import pgstore
+
     created: list[str] = []
     with connect(url) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_key("edi-store-init", ""),))
@@ -124,6 +127,11 @@ def init_schema(url: str) -> list[str]:
         if row is None or row[0] is None:
             conn.execute(EDI_SCHEMA)
             created.append("edi_runs")
+        row = conn.execute("SELECT to_regclass('edi_log_checkpoints')").fetchone()
+        if row is None or row[0] is None:
+            created.append("state (control numbers, baselines, delivery log)")
+        conn.execute(pgstore.schema())  # idempotent: grants, policies and triggers restored
+        pgstore.grant_queue(conn)
     return created
 
 

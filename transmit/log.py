@@ -31,11 +31,11 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import AbstractContextManager, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -233,73 +233,176 @@ class VerifyReport:
     notes: tuple[str, ...] = field(default=())
 
 
-class _Tables:
-    """What one read of the database found."""
-
-    def __init__(
-        self, rows: list[tuple[int, str, str, str]], checkpoints: list[tuple[Any, ...]]
-    ) -> None:
-        self.rows = rows
-        self.checkpoints = checkpoints
+Row = tuple[int, str, str, str]  # seq, body, prev_hash, entry_hash
+PointRow = tuple[int, str, str, str, str]  # entry_count, head_hash, prev_hash, signed_at, signature
 
 
-class DeliveryLog:
-    """The log in `db_path`, signed with `signing_key_path`, witnessed in `witness_dir`.
+class LogConnection(Protocol):
+    """One connection to a log's two tables. `begin` starts the one writer's transaction
+    (nobody else appends until `commit` or `rollback`)."""
 
-    Constructing one touches nothing on disk: reading never creates a log, a key or a witness.
-    `announce` (optional) receives the signed head after each `checkpoint()` (the end of a run).
-    """
+    def begin(self) -> None: ...
 
-    def __init__(
-        self,
-        db_path: Path,
-        signing_key_path: Path,
-        *,
-        witness_dir: Path | None = None,
-        announce: Callable[[Checkpoint], object] | None = None,
-    ) -> None:
-        self.db_path = db_path
-        self.signing_key_path = signing_key_path
-        self.witness_dir = witness_dir
-        self.announce = announce
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def head(self) -> Row | None: ...
+
+    def entry(self, seq: int) -> Row | None: ...
+
+    def entries(self) -> list[Row]: ...
+
+    def checkpoints(self) -> list[tuple[Any, ...]]:
+        """(id, entry_count, head_hash, prev_hash, signed_at, signature), oldest first."""
+        ...
+
+    def last_checkpoint(self) -> PointRow | None:
+        """The newest chained checkpoint."""
+        ...
+
+    def checkpoint_at(self, count: int) -> PointRow | None:
+        """The chained checkpoint at this entry count."""
+        ...
+
+    def checkpoints_after(self, count: int) -> list[PointRow]:
+        """Chained checkpoints past this entry count, oldest first."""
+        ...
+
+    def insert_entry(self, seq: int, body: str, prev_hash: str, entry_hash: str) -> None: ...
+
+    def insert_checkpoint(
+        self, count: int, head: str, signed_at: str, signature: str, prev_hash: str
+    ) -> None: ...
+
+
+class LogBackend(Protocol):
+    """Where a log's entries and checkpoints live: a SQLite file (the default) or a shared
+    database (edi's PostgreSQL store). The chain, signatures, witness and checks are the
+    DeliveryLog's, the same whatever the backend."""
 
     @property
-    def witness_path(self) -> Path | None:
-        return None if self.witness_dir is None else self.witness_dir / WITNESS_FILE
+    def where(self) -> str:
+        """How messages name the log (a path, or the store and workspace)."""
+        ...
 
-    # The database ----------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """Whether the log was ever started (reading never starts one)."""
+        ...
 
-    def _fail(self, code: str, message: str) -> LogError:
-        return LogError(code, message, hint=TAMPER_HINT)
+    def damage(self) -> str | None:
+        """A log that exists but cannot be one (a zero-length file), else None."""
+        ...
 
-    def _state_problem(self) -> LogError | None:
-        """A log that is gone or emptied while something says it existed."""
-        if self.db_path.exists():
-            try:
-                size = self.db_path.stat().st_size
-            except OSError as exc:
-                return LogError("log-unreadable", f"the delivery log {self.db_path}: {exc}")
-            if size == 0:
-                return self._fail(
-                    "log-zero-length",
-                    f"the delivery log {self.db_path} is zero-length (truncated or replaced)",
-                )
+    def connect(self, *, write: bool) -> AbstractContextManager[LogConnection | None]:
+        """A connection; None when reading a log that does not exist. `write` creates it."""
+        ...
+
+    def writer_lock(self) -> AbstractContextManager[None]:
+        """One writer at a time, from the checks through the witness line."""
+        ...
+
+
+class SqliteConnection:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.db.execute("ROLLBACK")
+
+    def head(self) -> Row | None:
+        row = self.db.execute(HEAD_SQL).fetchone()
+        return None if row is None else (int(row[0]), row[1], row[2], row[3])
+
+    def entry(self, seq: int) -> Row | None:
+        row = self.db.execute(
+            "SELECT seq, body, prev_hash, entry_hash FROM entries WHERE seq = ?", (seq,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), row[1], row[2], row[3])
+
+    def entries(self) -> list[Row]:
+        return self.db.execute(
+            "SELECT seq, body, prev_hash, entry_hash FROM entries ORDER BY seq"
+        ).fetchall()
+
+    def checkpoints(self) -> list[tuple[Any, ...]]:
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(checkpoints)")}
+        prev = "prev_hash" if "prev_hash" in columns else "NULL"
+        return self.db.execute(
+            f"SELECT id, entry_count, head_hash, {prev}, signed_at, signature "
+            "FROM checkpoints ORDER BY id"
+        ).fetchall()
+
+    def last_checkpoint(self) -> PointRow | None:
+        row = self.db.execute(
+            "SELECT entry_count, head_hash, prev_hash, signed_at, signature FROM checkpoints "
+            "WHERE prev_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+
+    def checkpoint_at(self, count: int) -> PointRow | None:
+        row = self.db.execute(
+            "SELECT entry_count, head_hash, prev_hash, signed_at, signature FROM checkpoints "
+            "WHERE prev_hash IS NOT NULL AND entry_count = ?",
+            (count,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+
+    def checkpoints_after(self, count: int) -> list[PointRow]:
+        return self.db.execute(
+            "SELECT entry_count, head_hash, prev_hash, signed_at, signature FROM checkpoints "
+            "WHERE prev_hash IS NOT NULL AND entry_count > ? ORDER BY id",
+            (count,),
+        ).fetchall()
+
+    def insert_entry(self, seq: int, body: str, prev_hash: str, entry_hash: str) -> None:
+        self.db.execute(
+            "INSERT INTO entries VALUES (?, ?, ?, ?)", (seq, body, prev_hash, entry_hash)
+        )
+
+    def insert_checkpoint(
+        self, count: int, head: str, signed_at: str, signature: str, prev_hash: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO checkpoints (entry_count, head_hash, signed_at, signature, prev_hash) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (count, head, signed_at, signature, prev_hash),
+        )
+
+
+class SqliteBackend:
+    """The log in one SQLite file (the default): triggers refuse UPDATE and DELETE, and a
+    writer restores them when dropped."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    @property
+    def where(self) -> str:
+        return str(self.db_path)
+
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
+    def damage(self) -> str | None:
+        if not self.db_path.exists():
             return None
-        witnessed = self._witness_tail()
-        if witnessed is not None:
-            return self._fail(
-                "log-missing",
-                f"the delivery log {self.db_path} is missing while its witness "
-                f"{self.witness_path} records {witnessed.count} entries",
-            )
+        try:
+            size = self.db_path.stat().st_size
+        except OSError as exc:
+            raise LogError("log-unreadable", f"the delivery log {self.db_path}: {exc}") from None
+        if size == 0:
+            return f"the delivery log {self.db_path} is zero-length (truncated or replaced)"
         return None
 
     @contextmanager
-    def _connection(self, *, write: bool = False) -> Iterator[sqlite3.Connection | None]:
-        """A connection to the existing log, or None when there is no log (yet) to read."""
-        problem = self._state_problem()
-        if problem is not None:
-            raise problem
+    def connect(self, *, write: bool) -> Iterator[LogConnection | None]:
         if not self.db_path.exists():
             if not write:
                 yield None
@@ -317,10 +420,14 @@ class DeliveryLog:
                     for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
                 }
                 if not {"entries", "checkpoints"} <= tables:
-                    raise self._fail("log-not-a-log", f"{self.db_path} has no delivery log tables")
+                    raise LogError(
+                        "log-not-a-log",
+                        f"{self.db_path} has no delivery log tables",
+                        hint=TAMPER_HINT,
+                    )
                 if write:
                     self._upgrade(db)
-                yield db
+                yield SqliteConnection(db)
         except sqlite3.DatabaseError as exc:
             raise LogError(
                 "log-unreadable",
@@ -350,19 +457,99 @@ class DeliveryLog:
             db.execute("ALTER TABLE checkpoints ADD COLUMN prev_hash TEXT")
         db.executescript(TRIGGERS)
 
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = self.db_path.with_name(f".{self.db_path.name}.lock")
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+
+
+class _Tables:
+    """What one read of the database found."""
+
+    def __init__(
+        self, rows: list[tuple[int, str, str, str]], checkpoints: list[tuple[Any, ...]]
+    ) -> None:
+        self.rows = rows
+        self.checkpoints = checkpoints
+
+
+class DeliveryLog:
+    """The log in `db_path` (or in `backend`), signed with `signing_key_path`, witnessed in
+    `witness_dir`.
+
+    Constructing one touches nothing on disk: reading never creates a log, a key or a witness.
+    `announce` (optional) receives the signed head after each `checkpoint()` (the end of a run).
+    `backend` replaces the SQLite file with another home for the two tables (edi's PostgreSQL
+    store); the chain, checkpoints, witness and every check stay the same.
+    """
+
+    def __init__(
+        self,
+        db_path: Path | None,
+        signing_key_path: Path,
+        *,
+        witness_dir: Path | None = None,
+        announce: Callable[[Checkpoint], object] | None = None,
+        backend: LogBackend | None = None,
+    ) -> None:
+        if backend is None:
+            if db_path is None:
+                raise ValueError("a DeliveryLog needs a db_path or a backend")
+            backend = SqliteBackend(db_path)
+        self.db_path = db_path
+        self.backend = backend
+        self.signing_key_path = signing_key_path
+        self.witness_dir = witness_dir
+        self.announce = announce
+
+    @property
+    def witness_path(self) -> Path | None:
+        return None if self.witness_dir is None else self.witness_dir / WITNESS_FILE
+
+    @property
+    def where(self) -> str:
+        return self.backend.where
+
+    # The database ----------------------------------------------------------------------------
+
+    def _fail(self, code: str, message: str) -> LogError:
+        return LogError(code, message, hint=TAMPER_HINT)
+
+    def _state_problem(self) -> LogError | None:
+        """A log that is gone or emptied while something says it existed."""
+        if self.backend.exists():
+            damage = self.backend.damage()
+            return None if damage is None else self._fail("log-zero-length", damage)
+        witnessed = self._witness_tail()
+        if witnessed is not None:
+            return self._fail(
+                "log-missing",
+                f"the delivery log {self.where} is missing while its witness "
+                f"{self.witness_path} records {witnessed.count} entries",
+            )
+        return None
+
+    @contextmanager
+    def _connection(self, *, write: bool = False) -> Iterator[LogConnection | None]:
+        """A connection to the existing log, or None when there is no log (yet) to read."""
+        problem = self._state_problem()
+        if problem is not None:
+            raise problem
+        with self.backend.connect(write=write) as db:
+            yield db
+
     def _read(self) -> _Tables:
         with self._connection() as db:
             if db is None:
                 return _Tables([], [])
-            rows = db.execute(
-                "SELECT seq, body, prev_hash, entry_hash FROM entries ORDER BY seq"
-            ).fetchall()
-            columns = {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}
-            prev = "prev_hash" if "prev_hash" in columns else "NULL"
-            checkpoints = db.execute(
-                f"SELECT id, entry_count, head_hash, {prev}, signed_at, signature "
-                "FROM checkpoints ORDER BY id"
-            ).fetchall()
+            rows = db.entries()
+            checkpoints = db.checkpoints()
         return _Tables(rows, checkpoints)
 
     # Signing key -----------------------------------------------------------------------------
@@ -483,7 +670,7 @@ class DeliveryLog:
             raise LogError("log-witness-unreadable", f"the witness {path}: {exc}") from None
         return found
 
-    def _witness_catch_up(self, db: sqlite3.Connection, public: Ed25519PublicKey) -> None:
+    def _witness_catch_up(self, db: LogConnection, public: Ed25519PublicKey) -> None:
         """Appends every signed checkpoint the witness has not seen yet, in order."""
         path = self.witness_path
         if path is None:
@@ -492,11 +679,7 @@ class DeliveryLog:
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             tail = self._witness_tail()
-            rows = db.execute(
-                "SELECT entry_count, head_hash, prev_hash, signed_at, signature FROM checkpoints "
-                "WHERE prev_hash IS NOT NULL AND entry_count > ? ORDER BY id",
-                (tail.count if tail else 0,),
-            ).fetchall()
+            rows = db.checkpoints_after(tail.count if tail else 0)
             previous = tail.hash if tail else None
             identity = key_id(public)
             for count, head, prev, signed_at, signature in rows:
@@ -512,7 +695,7 @@ class DeliveryLog:
 
     def _may_start(self) -> bool:
         """A brand-new log (and key) only in a workspace that has neither a log nor a witness."""
-        return not self.db_path.exists() and self._witness_tail() is None
+        return not self.backend.exists() and self._witness_tail() is None
 
     def append(self, event: str, now: datetime | None = None, **facts: Any) -> LogEntry:
         """Appends and signs one entry; two processes appending at once cannot fork the chain.
@@ -529,9 +712,9 @@ class DeliveryLog:
             key = self._private_key(create=self._may_start())
             with self._connection(write=True) as db:
                 assert db is not None
-                db.execute("BEGIN IMMEDIATE")
+                db.begin()
                 try:
-                    head = db.execute(HEAD_SQL).fetchone()
+                    head = db.head()
                     last = self._last_checkpoint(db)
                     self._check_tail(db, head, last, key.public_key())
                     seq, prev = (head[0] + 1, head[3]) if head else (1, GENESIS)
@@ -542,43 +725,30 @@ class DeliveryLog:
                         **{k: v for k, v in facts.items() if v is not None},
                     }
                     entry_hash = chain_hash(prev, body)
-                    db.execute(
-                        "INSERT INTO entries VALUES (?, ?, ?, ?)",
-                        (seq, canonical(body), prev, entry_hash),
-                    )
+                    db.insert_entry(seq, canonical(body), prev, entry_hash)
                     self._sign(db, key, seq, entry_hash, last, recorded)
-                    db.execute("COMMIT")
+                    db.commit()
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    db.rollback()
                     raise
                 self._witness_catch_up(db, key.public_key())
         return LogEntry(seq, body, prev, entry_hash)
 
-    @contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        """One writer at a time on this host, from the checks through the witness line, so the
-        witness trails the log by at most what a killed writer leaves (WITNESS_LAG)."""
-        self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = self.db_path.with_name(f".{self.db_path.name}.lock")
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
+    def _writer_lock(self) -> AbstractContextManager[None]:
+        """One writer at a time (on this host for SQLite, on the store for PostgreSQL), from
+        the checks through the witness line, so the witness trails the log by at most what a
+        killed writer leaves (WITNESS_LAG)."""
+        return self.backend.writer_lock()
 
     @staticmethod
-    def _last_checkpoint(db: sqlite3.Connection) -> Checkpoint | None:
-        row = db.execute(
-            "SELECT entry_count, head_hash, prev_hash, signed_at, signature FROM checkpoints "
-            "WHERE prev_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+    def _last_checkpoint(db: LogConnection) -> Checkpoint | None:
+        row = db.last_checkpoint()
         return None if row is None else Checkpoint(*row)
 
     def _check_tail(
         self,
-        db: sqlite3.Connection,
-        head: tuple[int, str, str, str] | None,
+        db: LogConnection,
+        head: Row | None,
         last: Checkpoint | None,
         public: Ed25519PublicKey,
     ) -> None:
@@ -601,21 +771,14 @@ class DeliveryLog:
                     f"the delivery log ends at entry {count} but its witness records "
                     f"{witnessed.count} (entries cut or rolled back)",
                 )
-            row = db.execute(
-                "SELECT entry_count, head_hash, prev_hash, signed_at, signature FROM checkpoints "
-                "WHERE prev_hash IS NOT NULL AND entry_count = ?",
-                (witnessed.count,),
-            ).fetchone()
+            row = db.checkpoint_at(witnessed.count)
             if row is None or Checkpoint(*row).hash != witnessed.hash:
                 raise self._fail(
                     "log-witness-mismatch",
                     f"the log's checkpoint at entry {witnessed.count} is missing or differs "
                     "from the witnessed one",
                 )
-        unwitnessed = db.execute(
-            "SELECT COUNT(*) FROM checkpoints WHERE prev_hash IS NOT NULL AND entry_count > ?",
-            (witnessed.count if witnessed else 0,),
-        ).fetchone()[0]
+        unwitnessed = len(db.checkpoints_after(witnessed.count if witnessed else 0))
         if path is not None and unwitnessed > WITNESS_LAG:
             raise self._fail(
                 "log-witness-behind",
@@ -646,22 +809,17 @@ class DeliveryLog:
                 f"the checkpoint at entry {last.count} is not signed by {self.signing_key_path}",
             )
 
-    def _check_legacy(self, db: sqlite3.Connection, public: Ed25519PublicKey) -> None:
+    def _check_legacy(self, db: LogConnection, public: Ed25519PublicKey) -> None:
         """A log from before chained checkpoints gets its first link only if it is intact."""
-        rows = db.execute(
-            "SELECT seq, body, prev_hash, entry_hash FROM entries ORDER BY seq"
-        ).fetchall()
-        checkpoints = db.execute(
-            "SELECT id, entry_count, head_hash, prev_hash, signed_at, signature "
-            "FROM checkpoints ORDER BY id"
-        ).fetchall()
+        rows = db.entries()
+        checkpoints = db.checkpoints()
         report = _Verification(self, public, None).check_tables(_Tables(rows, checkpoints))
         if report:
             raise self._fail("log-tampered", report[0][1])
 
     @staticmethod
     def _sign(
-        db: sqlite3.Connection,
+        db: LogConnection,
         key: Ed25519PrivateKey,
         count: int,
         head: str,
@@ -670,11 +828,7 @@ class DeliveryLog:
     ) -> None:
         prev = last.hash if last else GENESIS
         signature = key.sign(checkpoint_message(count, head, prev))
-        db.execute(
-            "INSERT INTO checkpoints (entry_count, head_hash, signed_at, signature, prev_hash) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (count, head, when, base64.b64encode(signature).decode(), prev),
-        )
+        db.insert_checkpoint(count, head, when, base64.b64encode(signature).decode(), prev)
 
     def checkpoint(self, now: datetime | None = None) -> int:
         """Makes sure the head is signed and witnessed, then announces it (end of every run).
@@ -688,16 +842,16 @@ class DeliveryLog:
             key = self._private_key()
             with self._connection(write=True) as db:
                 assert db is not None
-                db.execute("BEGIN IMMEDIATE")
+                db.begin()
                 try:
-                    head = db.execute(HEAD_SQL).fetchone()
+                    head = db.head()
                     last = self._last_checkpoint(db)
                     if head and (last is None or last.count != head[0]):
                         self._check_tail(db, head, last, key.public_key())  # raises unless legacy
                         self._sign(db, key, head[0], head[3], last, when)
-                    db.execute("COMMIT")
+                    db.commit()
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    db.rollback()
                     raise
                 self._witness_catch_up(db, key.public_key())
                 signed = self._last_checkpoint(db)
@@ -724,6 +878,13 @@ class DeliveryLog:
         return Checkpoint(count, head, prev, signed_at, signature, key_id(self.public_key()))
 
     # Reading ---------------------------------------------------------------------------------
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint row, oldest first (read-only; none without a log)."""
+        return [
+            Checkpoint(count, head, prev or "", signed_at, signature)
+            for _, count, head, prev, signed_at, signature in self._read().checkpoints
+        ]
 
     def entries(
         self,
@@ -753,9 +914,7 @@ class DeliveryLog:
         with self._connection() as db:
             if db is None:
                 return None
-            row = db.execute(
-                "SELECT seq, body, prev_hash, entry_hash FROM entries WHERE seq = ?", (seq,)
-            ).fetchone()
+            row = db.entry(seq)
         return None if row is None else LogEntry(row[0], json.loads(row[1]), row[2], row[3])
 
     def last_delivery(self, carrier: str, plaintext_sha256: str) -> LogEntry | None:
@@ -904,7 +1063,12 @@ class _Verification:
             witnessed = log.witnessed()
         except LogError as error:
             self.bad(None, error.message)
-        present = log.db_path.exists() or bool(witnessed) or log.signing_key_path.exists()
+        try:
+            exists = log.backend.exists()
+        except LogError as error:  # a store that refuses this reader, or cannot be reached
+            self.bad(None, error.message)
+            return self.report(0, 0, witnessed)
+        present = exists or bool(witnessed) or log.signing_key_path.exists()
         if present:
             try:
                 workspace_key = log.public_key()

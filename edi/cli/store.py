@@ -45,6 +45,75 @@ def store_init(home: HomeOption = None, store_url: StoreUrlOption = None) -> Non
         print(f"store {where}: already up to date")
 
 
+@store_app.command("grant")
+def store_grant(
+    workspace_name: Annotated[
+        str, typer.Option("--workspace", help="The employer's workspace name (edi.toml name).")
+    ],
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            "--password-env",
+            help="Environment variable holding the role's password (default: one is generated "
+            "and printed once).",
+        ),
+    ] = None,
+    home: HomeOption = None,
+    store_url: StoreUrlOption = None,
+) -> None:
+    """A login role for one employer: it reads and writes only that workspace's rows (row-level
+    security), and only appends to its delivery log."""
+    import os
+    import re
+
+    from edi import pgstore, store
+    from edi.errors import UsageError
+    from edi.workspace import WORKSPACE_NAME
+
+    if not re.match(WORKSPACE_NAME, workspace_name):
+        raise UsageError(
+            "store-bad-workspace-name",
+            "a workspace name is lowercase letters, digits, - and _ (up to 63)",
+        )
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise UsageError("store-password-missing", f"${password_env} is not set")
+    url = _url(store_url, home)
+    store.require_schema(url)
+    role, secret = pgstore.grant_workspace(url, workspace_name, password)
+    print(f"role {role}: workspace {workspace_name!r} only, in store {store.redact(url)}")
+    if password is None:
+        print(f"password (shown once): {secret}")
+
+
+@store_app.command("migrate")
+def store_migrate(
+    from_sqlite: Annotated[
+        bool,
+        typer.Option(
+            "--from-sqlite", help="Move this workspace's SQLite state (state/*.sqlite) in."
+        ),
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Move a workspace's control numbers, baselines and delivery log into its [store], then
+    verify the log there (nothing is committed unless it verifies)."""
+    from edi import pgmigrate
+    from edi.errors import UsageError
+
+    if not from_sqlite:
+        raise UsageError("store-migrate-source", "say where from: --from-sqlite")
+    done = pgmigrate.migrate(common.workspace(home))
+    head = f", head {done.head}" if done.head else ""
+    print(
+        f"workspace {done.workspace!r} migrated: {done.control_numbers} control numbers, "
+        f"{done.baseline_rows} baseline members, {done.log_entries} log entries and "
+        f"{done.log_checkpoints} checkpoints; the log verifies in the store{head}"
+    )
+
+
 def enqueue(
     carrier: Annotated[str, typer.Option("--carrier", help="Carrier profile name.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD")] = None,

@@ -242,20 +242,18 @@ class ConsoleData:
     # Log -----------------------------------------------------------------------------------
 
     def checkpoints(self) -> list[dict[str, Any]]:
-        db_path: Path | None = getattr(self.log(), "db_path", None)
-        if db_path is None or not db_path.exists():
+        try:
+            points = self.log().checkpoints()
+        except transmit.LogError:
             return []
-        with closing(sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)) as db:
-            try:
-                rows = db.execute(
-                    "SELECT entry_count, head_hash, signed_at, signature FROM checkpoints "
-                    "ORDER BY id"
-                ).fetchall()
-            except sqlite3.OperationalError:
-                return []
         return [
-            {"entry_count": c, "head_hash": h, "signed_at": s, "signature": sig}
-            for c, h, s, sig in rows
+            {
+                "entry_count": p.count,
+                "head_hash": p.head,
+                "signed_at": p.signed_at,
+                "signature": p.signature,
+            }
+            for p in points
         ]
 
     def public_key(self) -> str | None:
@@ -274,7 +272,7 @@ class ConsoleData:
             "newest_checkpoint": checkpoints[-1] if checkpoints else None,
             "checkpoints": checkpoints,
             "public_key": self.public_key(),
-            "database": str(getattr(log, "db_path", "")),
+            "database": log.where,
             "events": _count_by(entries, "event"),
         }
 

@@ -14,8 +14,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from edi import delivery_config
-from edi.baseline import ProposalWriter
 from edi.changes import DiffContext, StreamingDiff, check_guard
 from edi.errors import EdiError, NothingToSend, SourceDataError, ValidationFailed
 from edi.faults import crash_point
@@ -224,7 +222,7 @@ def claimed_by_any(workspace: Workspace, profile: CarrierProfile) -> Callable[[s
 
 def logged_control_numbers(ctx: RunContext) -> list[LoggedNumber]:
     """Every control number the delivery log recorded for the carrier (none without a log)."""
-    if not delivery_config.delivery_log_path(ctx.workspace).exists():
+    if not ctx.log.backend.exists():
         return []
     numbers: dict[int, LoggedNumber] = {}
     for entry in ctx.log.entries(carrier=ctx.carrier):
@@ -311,7 +309,7 @@ def build(
     store = ctx.stores.baselines
     has_baseline = store.has_baseline(carrier)
     reader = store.lookup(carrier)
-    proposal = None if chosen == "audit" else ProposalWriter(store.path, carrier, uuid.uuid4().hex)
+    proposal = None if chosen == "audit" else store.proposal(carrier, uuid.uuid4().hex)
     diff_ctx = DiffContext(profile, ctx.changes, effective)
     differ = StreamingDiff(
         diff_ctx,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 
-from edi.baseline import BaselineReader
+from edi import stores
 from edi.changes import ChangeSet, DiffContext, MemberChange, StreamingDiff
 from edi.mapping import MappingContext
 from edi.members import MappingReport, Member
@@ -18,7 +18,7 @@ from edi.runs import preview_scratch
 from edi.workspace import Workspace
 
 
-def _keep_held(reader: BaselineReader, records: SubscriberRecords) -> None:
+def _keep_held(reader: stores.BaselineLookup, records: SubscriberRecords) -> None:
     for key in (f"S{records.subscriber.id}", *(f"D{d.id}" for d in records.dependents)):
         reader.get(key)
 

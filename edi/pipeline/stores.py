@@ -1,8 +1,7 @@
 """Where a workspace's run state lives: control numbers, baselines and the delivery log.
 
-One factory per store, so a run asks for its stores in one place. Today's implementation is
-the SQLite files under `state/` (and the log's own files); a shared-store implementation
-plugs in here.
+A run asks for its stores here, in one place; edi.stores chooses the implementation (SQLite
+files under `state/`, or the shared PostgreSQL store of a workspace with `[store]`).
 """
 
 from __future__ import annotations
@@ -10,18 +9,16 @@ from __future__ import annotations
 from functools import cached_property
 
 import transmit
-from edi import delivery_config
-from edi.baseline import BaselineStore
+from edi import delivery_config, stores
 from edi.workspace import Workspace
-from edi.x12.control import ControlNumbers
 
 
-def control_numbers(workspace: Workspace) -> ControlNumbers:
-    return ControlNumbers(workspace.state_dir / "control.sqlite")
+def control_numbers(workspace: Workspace) -> stores.ControlNumberStore:
+    return stores.control_numbers(workspace)
 
 
-def baselines(workspace: Workspace) -> BaselineStore:
-    return BaselineStore(workspace.state_dir / "baseline.sqlite")
+def baselines(workspace: Workspace) -> stores.Baselines:
+    return stores.baselines(workspace)
 
 
 class Stores:
@@ -32,11 +29,11 @@ class Stores:
         self.workspace = workspace
 
     @cached_property
-    def control(self) -> ControlNumbers:
+    def control(self) -> stores.ControlNumberStore:
         return control_numbers(self.workspace)
 
     @cached_property
-    def baselines(self) -> BaselineStore:
+    def baselines(self) -> stores.Baselines:
         return baselines(self.workspace)
 
     @cached_property

@@ -79,8 +79,8 @@ def wait_for(url: str, predicate: object, timeout: float = 120) -> list[dict[str
         time.sleep(0.5)
 
 
-def delivered(home: Path) -> list[dict[str, object]]:
-    done = edi_run("", "log", "list", "--json", home=home)
+def delivered(home: Path, url: str) -> list[dict[str, object]]:
+    done = edi_run(url, "log", "list", "--json", home=home)
     assert done.returncode == 0, done.stderr
     return [
         e

@@ -120,7 +120,7 @@ def test_two_schedulers_defer_each_period_once_and_one_worker_delivers_once(
     assert outcomes[0] == "delivered" and outcomes[-1] == "already-delivered", outcomes
     assert set(outcomes) == {"delivered", "already-delivered"}, outcomes
     sent = remote_files(sshd, "acme")
-    entries = delivered(home)
+    entries = delivered(home, pg_url)
     assert len(sent) == len(entries) == outcomes.count("delivered") <= 2
     assert {e["actor"]["schedule_id"] for e in entries} == {"colonial"}  # type: ignore[index]
     for index, remote in enumerate(sent):
@@ -129,7 +129,7 @@ def test_two_schedulers_defer_each_period_once_and_one_worker_delivers_once(
         assert_valid_834(plain)
 
     # The checks ran in the worker: the watchdog logged the missed unum run, once.
-    done = edi_run("", "log", "list", "--json", home=home)
+    done = edi_run(pg_url, "log", "list", "--json", home=home)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count('"run-missed"') == 1
     with psycopg.connect(pg_url) as conn:
@@ -162,7 +162,7 @@ def test_sigterm_lets_the_worker_finish_the_job_in_hand(
         status = conn.execute("SELECT status::text FROM procrastinate_jobs").fetchone()
         run = conn.execute("SELECT outcome, finished_at IS NOT NULL FROM edi_runs").fetchone()
     assert status == ("succeeded",) and run == ("delivered", True)
-    assert len(remote_files(sshd, "acme")) == 1 and len(delivered(home)) == 1
+    assert len(remote_files(sshd, "acme")) == 1 and len(delivered(home, pg_url)) == 1
 
 
 def test_a_lagging_scheduler_never_defers_an_earlier_period_again(pg_url: str) -> None:

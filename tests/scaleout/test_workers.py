@@ -47,7 +47,7 @@ def test_two_workers_three_employers_duplicate_enqueues_deliver_once_each(
     ]
     for name, home in zip(names, homes, strict=True):
         (remote,) = remote_files(sshd, name)
-        assert len(delivered(home)) == 1
+        assert len(delivered(home, pg_url)) == 1
         plain = tmp_path / f"{name}.834"
         plain.write_bytes(carrier_key.decrypt(remote))
         assert_valid_834(plain)
@@ -64,7 +64,7 @@ def test_a_worker_killed_mid_run_is_finished_by_another_exactly_once(
     assert doomed.returncode == -signal.SIGKILL
     (row,) = jobs(pg_url)
     assert row["status"] == "doing" and len(remote_files(sshd, "acme")) == 1
-    assert delivered(home) == []
+    assert delivered(home, pg_url) == []
     survivor = start_worker(pg_url)
     try:
         wait_for(pg_url, lambda rows: rows[0]["status"] == "succeeded", timeout=60)
@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_run_is_finished_by_another_exactly_once(
     (row,) = jobs(pg_url)
     assert row["id"] == job_id and row["attempts"] == 2
     assert len(remote_files(sshd, "acme")) == 1
-    assert len(delivered(home)) == 1
+    assert len(delivered(home, pg_url)) == 1
     with psycopg.connect(pg_url) as conn:
         runs = conn.execute(
             "SELECT attempt, outcome FROM edi_runs WHERE job_id = %s ORDER BY attempt", (job_id,)
@@ -106,4 +106,4 @@ def test_a_failed_job_is_listed_with_its_code_and_retried(
     (row,) = jobs(pg_url)
     assert (row["status"], row["outcome"]) == ("succeeded", "delivered")
     assert int(str(row["attempts"])) >= 2
-    assert len(remote_files(sshd, "acme")) == 1 and len(delivered(home)) == 1
+    assert len(remote_files(sshd, "acme")) == 1 and len(delivered(home, pg_url)) == 1

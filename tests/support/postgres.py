@@ -24,6 +24,12 @@ from pathlib import Path
 
 import pytest
 
+HBA = """\
+local all all trust
+host all postgres 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+"""
+
 
 def postgres_bindir() -> Path | None:
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
@@ -101,6 +107,12 @@ def running_postgres() -> Iterator[PostgresServer]:
         capture_output=True,
     )
     subprocess.run([*prefix, "mkdir", "-p", str(sockets)], check=True)
+    # The fixture's superuser needs no password; every other role (an employer's login role)
+    # must give its own, so a test of credentials is a test of credentials.
+    hba = data / "pg_hba.conf"
+    hba.write_text(HBA)
+    if as_root:
+        os.chown(hba, owner.pw_uid, owner.pw_gid)
     port = _free_port()
     options = (
         f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c synchronous_commit=off "

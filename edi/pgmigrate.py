@@ -1,0 +1,227 @@
+"""`edi store migrate --from-sqlite`: a workspace's control numbers, baselines and delivery log
+move from its SQLite files into the shared PostgreSQL store, in one transaction.
+
+The SQLite log is verified first (with its witness and key); the copy is verified again inside
+the transaction, through the PostgreSQL backend, before it commits: a log that does not verify
+leaves nothing in PostgreSQL. The signing key and the witness stay where they are (files of the
+workspace); the PostgreSQL log continues the same chain, so the witness goes on as before. A
+workspace already migrated, or with state of its own in the store, is refused. The SQLite files
+are left untouched (no longer read while `[store]` is set).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import transmit
+from edi import pgstore, store, stores
+from edi.delivery_config import delivery_log
+from edi.errors import ConfigError, DeliveryLogError, UsageError
+from edi.workspace import Workspace
+
+COPY_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    workspace: str
+    control_numbers: int
+    baseline_rows: int
+    log_entries: int
+    log_checkpoints: int
+    head: str | None
+
+
+@contextmanager
+def _sqlite(path: Path) -> Iterator[sqlite3.Connection | None]:
+    if not path.exists():
+        yield None
+        return
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        yield db
+
+
+def _rows(path: Path, sql: str) -> Iterator[tuple[Any, ...]]:
+    with _sqlite(path) as db:
+        if db is None:
+            return
+        try:
+            yield from db.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+
+
+def log_rows(path: Path) -> Iterator[tuple[Any, ...]]:
+    """The SQLite log's entries, oldest first (a seam for the test of the after-move check)."""
+    return _rows(path, "SELECT seq, body, prev_hash, entry_hash FROM entries ORDER BY seq")
+
+
+def _copy(conn: Any, table: str, columns: str, workspace: str, rows: Iterator[Any]) -> int:
+    count = 0
+    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((workspace, *row))
+            count += 1
+    return count
+
+
+def _sqlite_log(workspace: Workspace) -> transmit.DeliveryLog:
+    log = delivery_log(workspace)
+    path = workspace.state_dir / "delivery-log.sqlite"
+    return transmit.DeliveryLog(
+        path,
+        log.signing_key_path,
+        witness_dir=log.witness_dir,
+        backend=transmit.SqliteBackend(path),
+    )
+
+
+def _refuse_if_there(conn: Any, url: str, name: str) -> None:
+    done = conn.execute(
+        "SELECT migrated_at FROM edi_migrations WHERE workspace = %s", (name,)
+    ).fetchone()
+    if done is not None:
+        raise UsageError(
+            "migrate-already-done",
+            f"workspace {name!r} was already migrated into {store.redact(url)} at "
+            f"{done[0].isoformat(timespec='seconds')}; nothing was changed",
+            hint="Its state lives in the store now; the SQLite files are no longer read.",
+        )
+    held = [
+        table
+        for table in (*pgstore.LOG_TABLES, *pgstore.STATE_TABLES)
+        if conn.execute(f"SELECT 1 FROM {table} WHERE workspace = %s LIMIT 1", (name,)).fetchone()
+    ]
+    if held:
+        raise UsageError(
+            "migrate-store-not-empty",
+            f"the store already holds state for workspace {name!r} ({', '.join(held)}); "
+            "nothing was migrated",
+            hint="Runs already used the store; migrating would fork its history.",
+        )
+
+
+def migrate(workspace: Workspace) -> Migration:
+    target = stores.shared(workspace)
+    if target is None:
+        raise ConfigError(
+            "store-not-configured",
+            "this workspace has no [store] to migrate into",
+            hint='Add name = "…" and [store] to edi.toml (see README: Running many employers).',
+        )
+    url, name = target
+    state = workspace.state_dir
+    sources = [state / f for f in ("control.sqlite", "baseline.sqlite", "delivery-log.sqlite")]
+    if not any(path.exists() for path in sources):
+        raise UsageError(
+            "migrate-nothing",
+            f"{state} holds no control numbers, baselines or delivery log to migrate",
+        )
+    with pgstore._connection(url) as conn:
+        _refuse_if_there(conn, url, name)  # before the SQLite log, which the store's outgrew
+    source_log = _sqlite_log(workspace)
+    before = source_log.verify()
+    if not before.ok:
+        raise DeliveryLogError(
+            "migrate-source-log-broken",
+            f"the SQLite delivery log does not verify ({before.problem}); nothing was migrated",
+            hint="Run `edi log verify` and resolve it first; never migrate a tampered log.",
+        )
+    control, baseline, log_db = sources
+    with pgstore._connection(url) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (pgstore._lock_key("migrate", name),))
+        _refuse_if_there(conn, url, name)  # again, under the lock: two migrations at once
+        numbers = _copy(
+            conn,
+            "edi_control_numbers",
+            "workspace, carrier, fingerprint, control_number, created_at",
+            name,
+            _rows(
+                control,
+                "SELECT carrier, fingerprint, control_number, created_at FROM control_numbers",
+            ),
+        )
+        _copy(
+            conn,
+            "edi_control_floor",
+            "workspace, carrier, highest",
+            name,
+            _rows(control, "SELECT carrier, highest FROM control_floor"),
+        )
+        baseline_rows = _copy(
+            conn,
+            "edi_baseline_members",
+            "workspace, carrier, member_key, state",
+            name,
+            _rows(baseline, "SELECT carrier, member_key, state FROM members"),
+        )
+        _copy(
+            conn,
+            "edi_baseline_proposed",
+            "workspace, carrier, fingerprint, member_key, state",
+            name,
+            _rows(baseline, "SELECT carrier, fingerprint, member_key, state FROM proposed"),
+        )
+        _copy(
+            conn,
+            "edi_baseline_history",
+            "workspace, carrier, fingerprint, action, at, members, reason",
+            name,
+            _rows(
+                baseline,
+                "SELECT carrier, fingerprint, action, at, members, reason FROM history "
+                "ORDER BY rowid",
+            ),
+        )
+        entries = _copy(
+            conn,
+            "edi_log_entries",
+            "workspace, seq, body, prev_hash, entry_hash",
+            name,
+            log_rows(log_db),
+        )
+        checkpoints = _copy(
+            conn,
+            "edi_log_checkpoints",
+            "workspace, id, entry_count, head_hash, signed_at, signature, prev_hash",
+            name,
+            _rows(
+                log_db,
+                "SELECT id, entry_count, head_hash, signed_at, signature, prev_hash "
+                "FROM checkpoints ORDER BY id",
+            ),
+        )
+        moved = transmit.DeliveryLog(
+            None,
+            source_log.signing_key_path,
+            witness_dir=source_log.witness_dir,
+            backend=pgstore.PgLogBackend(url, name, conn=conn),
+        )
+        after = moved.verify()
+        same = (after.entries, after.checkpoints, after.head) == (
+            before.entries,
+            before.checkpoints,
+            before.head,
+        )
+        if not (after.ok and same):
+            conn.rollback()
+            raise DeliveryLogError(
+                "migrate-verify-failed",
+                "the delivery log copied into the store does not verify "
+                f"({after.problem or 'it differs from the SQLite log'}); the store was left "
+                "unchanged",
+                hint="Nothing was committed; the SQLite files are as they were.",
+            )
+        head = after.head.text if after.head else None
+        conn.execute(
+            "INSERT INTO edi_migrations (workspace, control_numbers, baseline_rows, log_entries, "
+            "log_head) VALUES (%s, %s, %s, %s, %s)",
+            (name, numbers, baseline_rows, entries, head),
+        )
+    return Migration(name, numbers, baseline_rows, entries, checkpoints, head)
