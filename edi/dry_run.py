@@ -22,6 +22,7 @@ from typing import Any
 import transmit
 from edi import delivery_config, pipeline
 from edi.changes import changes_config
+from edi.errors import UsageError
 from edi.profiles import load_profile
 from edi.workspace import Workspace
 
@@ -93,6 +94,15 @@ def dry_run(
     allow_mass_termination: bool = False,
     reason: str | None = None,
 ) -> DryRun:
+    if workspace.settings.store is not None:
+        # The shadow copy below is of state/*.sqlite; with a store the control numbers,
+        # baselines and log are rows in PostgreSQL, and generating would reserve a number there.
+        raise UsageError(
+            "dry-run-with-store",
+            "--dry-run is not available for a workspace with a shared [store] yet: it would "
+            "reserve a control number in the store",
+            hint="Use `edi diff --carrier NAME` to preview what the next file would say.",
+        )
     profile = load_profile(workspace, carrier)
     # Settings errors surface before any work.
     delivery = delivery_config.delivery_config(profile, workspace)

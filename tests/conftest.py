@@ -15,6 +15,36 @@ pytest_plugins = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="Where live workspaces keep control numbers, baselines and the delivery log.",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under --store postgres, the tests that run a live workspace (`live_home`) run again with
+    its state in PostgreSQL; tests about the SQLite files themselves (`sqlite_only`) and tests
+    with no live workspace are deselected (they ran in the SQLite pass)."""
+    if config.getoption("--store") != "postgres":
+        return
+
+    def on_postgres(item: pytest.Item) -> bool:
+        fixtures = getattr(item, "fixturenames", ())
+        # Tests asking for pg_url themselves are PostgreSQL tests already (tests/scaleout).
+        live = "live_home" in fixtures and "pg_url" not in fixtures
+        return live and item.get_closest_marker("sqlite_only") is None
+
+    dropped = [item for item in items if not on_postgres(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if on_postgres(item)]
+
+
 # What a test could leave in the repository's own (demo) workspace.
 GUARDED = ("state", "out")
 

@@ -73,6 +73,7 @@ def main_options(
 ) -> None:
     STATE["debug"] = debug
     STATE["home"] = home
+    STATE["now"] = None  # main() may run many times in one process: no pin outlives its call
     if pinned_now is not None:
         try:
             STATE["now"] = datetime.fromisoformat(pinned_now).astimezone(UTC)

@@ -16,6 +16,9 @@ from tests.support.workspace import edi, log_entries
 
 AS_OF = ["--as-of", "2026-11-24"]
 
+# The dry run copies state/*.sqlite; with a store it refuses (tests/scaleout).
+pytestmark = pytest.mark.sqlite_only
+
 
 def control_rows(home: Path) -> list[tuple[object, ...]]:
     path = home / "state" / "control.sqlite"

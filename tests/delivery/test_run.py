@@ -74,6 +74,7 @@ def test_second_run_sends_nothing_and_says_so(
     assert outcomes == ["delivered", "already-delivered"]
 
 
+@pytest.mark.sqlite_only
 def test_crash_after_upload_before_the_log_entry_heals(
     live_home: Path, sshd: Sshd, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,6 +137,7 @@ def test_send_delivers_an_existing_valid_file(
     assert carrier_key.decrypt(Path(summary["remote_path"])) == sample.read_bytes()
 
 
+@pytest.mark.sqlite_only
 def test_log_commands_for_auditors(live_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert edi(capsys, "run", "-c", "colonial", *AS_OF)[0] == 0
     code, out, _ = edi(capsys, "log", "export", "--format", "csv", "--carrier", "colonial")

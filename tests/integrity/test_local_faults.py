@@ -114,6 +114,7 @@ def damage(path: Path, how: str) -> None:
         path.write_bytes(os.urandom(path.stat().st_size))
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("how", DAMAGE)
 @pytest.mark.parametrize("database", DATABASES)
 def test_damaged_state_database_never_loses_or_resends(
@@ -139,6 +140,7 @@ def test_damaged_state_database_never_loses_or_resends(
     assert temp_files(sshd) == []
 
 
+@pytest.mark.sqlite_only
 def test_lost_control_store_is_rebuilt_from_the_log(
     live_home: Path, sshd: Sshd, carrier_key: CarrierKey
 ) -> None:
@@ -152,6 +154,7 @@ def test_lost_control_store_is_rebuilt_from_the_log(
     assert "control-numbers-restored" in events
 
 
+@pytest.mark.sqlite_only
 def test_lost_control_store_and_changed_data_get_a_new_number(
     live_home: Path, sshd: Sshd, carrier_key: CarrierKey
 ) -> None:
@@ -186,6 +189,7 @@ def test_foreign_file_under_our_name_is_never_overwritten(
     assert foreign.read_bytes() == b"not ours" and final_files(sshd) == [foreign]
 
 
+@pytest.mark.sqlite_only
 def test_phi_at_rest_is_owner_only_whatever_the_umask(live_home: Path, sshd: Sshd) -> None:
     done = subprocess.run(
         ["sh", "-c", 'umask 000 && exec "$@"', "sh", *edi_command(live_home, *RUN)],

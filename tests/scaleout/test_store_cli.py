@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import psycopg
@@ -10,6 +11,7 @@ import pytest
 
 from tests.scaleout.helpers import add_store
 from tests.support.postgres import PostgresServer
+from tests.support.servers import use_postgres_store
 from tests.support.workspace import edi
 
 
@@ -121,3 +123,22 @@ def test_retry_refuses_queued_and_unknown_jobs(
     assert code == 2 and "job-not-retryable" in err
     code, _, err = edi(capsys, "jobs", "retry", "999999")
     assert code == 2 and "job-not-found" in err
+
+
+def test_dry_run_with_a_store_refuses_and_reserves_nothing(
+    capsys: pytest.CaptureFixture[str],
+    live_home: Path,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if "[store]" not in (live_home / "edi.toml").read_text():
+        use_postgres_store(live_home, pg_url, monkeypatch)
+    code, out, err = edi(
+        capsys, "run", "--carrier", "colonial", "--dry-run", "--as-of", "2026-11-24"
+    )
+    assert code == 2 and "[dry-run-with-store]" in err and out == ""
+    with psycopg.connect(os.environ["EDI_STORE_URL"]) as conn:
+        (numbers,) = conn.execute("SELECT count(*) FROM edi_control_numbers").fetchone() or (0,)
+        (entries,) = conn.execute("SELECT count(*) FROM edi_log_entries").fetchone() or (0,)
+    assert (numbers, entries) == (0, 0)
+    assert not (live_home / "state" / "control.sqlite").exists()

@@ -242,9 +242,17 @@ def webhook_server() -> Iterator[WebhookServer]:
 
 
 @pytest.fixture
-def live_home(edi_home: Path, sshd: Sshd, carrier_key: CarrierKey, smtp_server: SmtpServer) -> Path:
+def live_home(
+    edi_home: Path,
+    sshd: Sshd,
+    carrier_key: CarrierKey,
+    smtp_server: SmtpServer,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
     """A workspace whose colonial profile delivers to the test sshd, encrypted to a test key,
-    with alerts to the test SMTP server."""
+    with alerts to the test SMTP server. With `pytest --store postgres` its control numbers,
+    baselines and delivery log live in a fresh PostgreSQL database instead of state/*.sqlite."""
     shutil.copyfile(carrier_key.public_key_file, edi_home / "carriers" / "colonial.asc")
     profile = edi_home / "carriers" / "colonial.toml"
     profile.write_text(
@@ -277,4 +285,18 @@ host = "{smtp_server.host}"
 port = {smtp_server.port}
 from = "edi@test.invalid"
 """)
+    if request.config.getoption("--store") == "postgres":
+        use_postgres_store(edi_home, request.getfixturevalue("pg_url"), monkeypatch)
     return edi_home
+
+
+def use_postgres_store(home: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workspace keeps its state in the store at `url` (schema created, URL in the env)."""
+    from edi.store import init_schema
+
+    settings = home / "edi.toml"
+    settings.write_text(
+        'name = "acme"\n' + settings.read_text() + '\n[store]\nurl_env = "EDI_STORE_URL"\n'
+    )
+    monkeypatch.setenv("EDI_STORE_URL", url)
+    init_schema(url)
