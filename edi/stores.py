@@ -94,7 +94,7 @@ def baselines(workspace: Workspace) -> Baselines:
         return BaselineStore(workspace.state_dir / "baseline.sqlite")
     from edi.pgstore import PgBaselineStore
 
-    return PgBaselineStore(*target)
+    return PgBaselineStore(*target, workspace.state_dir / "scratch" / ".baseline-copies")
 
 
 def log_backend(workspace: Workspace) -> transmit.LogBackend:

@@ -232,9 +232,8 @@ def test_a_log_whose_witness_outlives_it_is_never_restarted(kind: str, ws: Works
     assert not log.verify().ok
 
 
-def test_postgres_log_rows_are_keyed_by_workspace(kind: str, ws: Workspace) -> None:
-    if kind != "postgres":
-        pytest.skip("PostgreSQL only: rows of several workspaces in one table")
+@pytest.mark.parametrize("kind", ["postgres"], indirect=True)  # rows of several workspaces
+def test_postgres_log_rows_are_keyed_by_workspace(ws: Workspace) -> None:
     other = other_workspace(ws, "globex")
     delivery_log(ws).append("attempt", now=NOW, carrier="colonial")
     delivery_log(other).append("attempt", now=NOW, carrier="colonial")
@@ -248,6 +247,23 @@ def test_postgres_log_rows_are_keyed_by_workspace(kind: str, ws: Workspace) -> N
     assert rows == [("acme", 1), ("globex", 1), ("globex", 2)]
     assert delivery_log(ws).verify().ok and delivery_log(other).verify().ok
     assert [e.seq for e in delivery_log(ws).entries()] == [1]
+
+
+@pytest.mark.parametrize("kind", ["postgres"], indirect=True)
+def test_a_postgres_baseline_copy_stays_in_the_workspace_and_goes_away(ws: Workspace) -> None:
+    """The reader's local copy holds PHI: under state/scratch, owner-only, removed by close."""
+    baselines = stores.baselines(ws)
+    baselines.propose("colonial", "fp-1", [member(1)])
+    assert baselines.commit("colonial", "fp-1", NOW)
+    copies = ws.state_dir / "scratch" / ".baseline-copies"
+    reader = baselines.lookup("colonial")
+    try:
+        (folder,) = list(copies.iterdir())
+        assert folder.stat().st_mode & 0o077 == 0 and (folder / "baseline.sqlite").exists()
+        assert reader.get("S1") is not None
+    finally:
+        reader.close()
+    assert list(copies.iterdir()) == []
 
 
 def _append_many(args: tuple[str, str, int]) -> None:
