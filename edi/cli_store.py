@@ -143,7 +143,7 @@ def jobs_list(
         return
     print(f"{'id':>6}  {'status':<9}  {'feed':<28}  {'try':>3}  {'queued':<25}  finished / outcome")
     for row in rows:
-        feed = f"{row.workspace}/{row.carrier}"
+        feed = f"{row.workspace}/{row.carrier or row.kind}"
         result = " ".join(x for x in (row.finished_at, row.error_code or row.outcome) if x)
         print(
             f"{row.id:>6}  {row.status:<9}  {feed:<28}  {row.attempts:>3}  "
