@@ -308,10 +308,14 @@ def run_bench(
 
 
 def add_ratios(results: dict[str, Any]) -> dict[str, Any]:
-    """The measured 2 / 1 ratios; and, since the machine may be shared, what the workers' own
-    CPU per feed says two free cores would give (2 x CPU per feed alone / CPU per feed side by
-    side: an estimate that leaves out sshd and PostgreSQL, not a measurement)."""
-    by_count = {t["workers"]: t for t in results["trials"]}
+    """The measured 2 / 1 ratios (the best trial of each count); and, since the machine may be
+    shared, what the workers' own CPU per feed says two free cores would give (2 x CPU per feed
+    alone / CPU per feed side by side: an estimate leaving out sshd and PostgreSQL)."""
+    by_count: dict[int, dict[str, Any]] = {}
+    for t in results["trials"]:  # with repeated counts (--workers 1,2,1,2): the best of each
+        best = by_count.get(t["workers"])
+        if best is None or t["feeds_per_hour"] > best["feeds_per_hour"]:
+            by_count[t["workers"]] = t
     if 1 in by_count and 2 in by_count:
         one, two = by_count[1], by_count[2]
         results["ratio_2_vs_1_workers"] = round(two["feeds_per_hour"] / one["feeds_per_hour"], 2)
@@ -360,7 +364,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspaces", type=int, default=30)
     parser.add_argument("--employees", type=int, default=1000)
-    parser.add_argument("--workers", default="1,2", help="worker counts, one trial each")
+    parser.add_argument(
+        "--workers", default="1,2", help="worker counts, one trial each (1,2,1,2: best of two)"
+    )
     parser.add_argument("--probes", type=int, default=3, help="single jobs into an idle queue")
     parser.add_argument("--store-url", default=None, help="an admin URL (default: a temp cluster)")
     parser.add_argument("--scratch", type=Path, default=REPO / "bench" / "out" / "workers")

@@ -211,13 +211,15 @@ def jobs_list(
         common.out,
         common.err,
         "Jobs",
-        ("id", "status", "feed", "attempts", "queued", "finished", "outcome"),
+        ("id", "status", "kind", "feed", "attempts", "due", "queued", "finished", "outcome"),
         [
             (
                 row.id,
                 row.status,
-                f"{row.workspace}/{row.carrier}",
+                row.kind,
+                f"{row.workspace}/{row.carrier or row.kind}",
                 row.attempts,
+                local_time(row.due),
                 local_time(row.queued_at),
                 local_time(row.finished_at),
                 row.error_code or row.outcome,

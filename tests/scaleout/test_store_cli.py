@@ -101,7 +101,7 @@ def test_a_duplicate_enqueue_is_a_no_op_and_jobs_list_shows_the_one_job(
     )
     assert len(rows) == 2 and rows[0]["queued_at"] and rows[0]["attempts"] == 0
     code, out, _ = edi(capsys, "jobs", "list")
-    assert code == 0 and f"{job_id}\tqueued\tacme/colonial\t0\t" in out  # a pipe: tab-separated
+    assert code == 0 and f"{job_id}\tqueued\trun\tacme/colonial\t0\t" in out  # a pipe: tabs
 
 
 def test_enqueue_refuses_an_unknown_carrier(
