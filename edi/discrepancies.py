@@ -1,4 +1,5 @@
-"""The discrepancy lifecycle store: `state/discrepancies.sqlite` (0600, folder 0700).
+"""The discrepancy lifecycle store: `state/discrepancies.sqlite` (0600, folder 0700), or the
+same rows in the shared PostgreSQL store (`edi.pgdiscrepancies`); `lifecycle` is both's.
 
 The `discrepancies` table is a contract (the console reads it): ids, kinds, fields, severity,
 status, first/last seen and notes (a JSON list of {at, status, note}); never a PHI value.
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edi.errors import UsageError
 from edi.private import private_dir, private_file
@@ -92,11 +93,119 @@ class RunChanges:
     reopened: list[str]
 
 
-def _note(at: str, status: str, note: str) -> dict[str, str]:
+def note_entry(at: str, status: str, note: str) -> dict[str, str]:
     return {"at": at, "status": status, "note": note}
 
 
-class DiscrepancyStore:
+def opened_notes(at: str, run_id: str) -> str:
+    """A new discrepancy's notes (JSON)."""
+    return json.dumps([note_entry(at, "open", f"found by reconciliation {run_id}")])
+
+
+def reopened_note(run_id: str) -> str:
+    return f"found again by reconciliation {run_id}"
+
+
+def lifecycle(found: Sequence[Discrepancy], stored: Mapping[str, str]) -> RunChanges:
+    """What a run does to a carrier's discrepancies, whatever the store: `stored` maps each
+    stored id of the carrier to its status. Found and not stored: new (open); found and
+    resolved: reopened; found otherwise: keeps its status (an ignored one stays ignored); stored,
+    not resolved and not found: resolved."""
+    statuses: dict[str, str] = {}
+    new: list[str] = []
+    reopened: list[str] = []
+    for d in found:
+        previous = stored.get(d.id)
+        if previous is None:
+            new.append(d.id)
+        elif previous == "resolved":
+            reopened.append(d.id)
+        statuses[d.id] = "open" if previous in (None, "resolved") else str(previous)
+    gone = sorted(i for i, status in stored.items() if status != "resolved" and i not in statuses)
+    return RunChanges(statuses, new, gone, reopened)
+
+
+def identity_columns(carrier: str, d: Discrepancy) -> tuple[str | None, ...]:
+    """The stored columns from id to severity (the contract's order)."""
+    return (
+        d.id,
+        carrier,
+        d.kind,
+        d.subscriber_id,
+        d.member_id,
+        d.dependent_id,
+        d.coverage_id,
+        d.field,
+        d.severity,
+    )
+
+
+class DiscrepancyStore(Protocol):
+    """Where reconciliation's discrepancies, runs and fetched rosters live: `SqliteDiscrepancies`
+    (state/discrepancies.sqlite) or `edi.pgdiscrepancies.PgDiscrepancies`; see `edi.stores`."""
+
+    def record_run(
+        self,
+        carrier: str,
+        found: list[Discrepancy],
+        *,
+        run_id: str,
+        now: datetime,
+        as_of: str,
+        roster_sha256: str,
+        summary: dict[str, Any],
+    ) -> RunChanges: ...
+
+    def select(self, carrier: str | None = None, status: str = "open") -> list[dict[str, Any]]: ...
+
+    def get(self, discrepancy_id: str) -> dict[str, Any]: ...
+
+    def set_status(
+        self, discrepancy_id: str, status: str, note: str, now: datetime
+    ) -> dict[str, Any]: ...
+
+    def open_errors(self, carrier: str | None = None) -> int: ...
+
+    def runs(self, carrier: str | None = None) -> list[dict[str, Any]]: ...
+
+    def fetched(self, carrier: str, remote_name: str, size: int) -> bool: ...
+
+    def record_fetch(
+        self,
+        carrier: str,
+        remote_name: str,
+        size: int,
+        sha256: str,
+        now: datetime,
+        reconciliation_id: str | None,
+    ) -> None: ...
+
+
+def check_status(status: str) -> None:
+    if status not in (*STATUSES, "all"):
+        raise UsageError("bad-status", "--status must be open, resolved, ignored or all")
+
+
+def check_note(note: str) -> str:
+    if not note.strip():
+        raise UsageError("note-required", "a note is required (--note TEXT)")
+    return note.strip()
+
+
+def one_match(discrepancy_id: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The one discrepancy whose id starts with `discrepancy_id`."""
+    if not rows:
+        raise UsageError("discrepancy-unknown", f"no discrepancy {discrepancy_id}")
+    if len(rows) > 1:
+        raise UsageError(
+            "discrepancy-ambiguous", f"{discrepancy_id} is the start of {len(rows)} ids"
+        )
+    return rows[0]
+
+
+class SqliteDiscrepancies:
+    """The embedded store: state/discrepancies.sqlite (0600, folder 0700)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         private_dir(path.parent)
@@ -127,50 +236,22 @@ class DiscrepancyStore:
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("CREATE TEMP TABLE seen (id TEXT PRIMARY KEY)")
-                db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(d.id,) for d in found])
-                before = {
-                    row["id"]: row["status"]
+                stored = {
+                    str(row["id"]): str(row["status"])
                     for row in db.execute(
-                        "SELECT d.id, d.status FROM discrepancies d JOIN seen USING (id)"
+                        "SELECT id, status FROM discrepancies WHERE carrier = ?", (carrier,)
                     )
                 }
-                new, reopened = [], []
-                statuses: dict[str, str] = {}
-                opened_note = json.dumps([_note(at, "open", f"found by reconciliation {run_id}")])
+                changes = lifecycle(found, stored)
+                opened = opened_notes(at, run_id)
+                new = set(changes.new)
                 for d in found:
-                    previous = before.get(d.id)
-                    if previous is None:
-                        new.append(d.id)
-                        statuses[d.id] = "open"
+                    if d.id in new:
                         db.execute(
                             "INSERT INTO discrepancies VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (
-                                d.id,
-                                carrier,
-                                d.kind,
-                                d.subscriber_id,
-                                d.member_id,
-                                d.dependent_id,
-                                d.coverage_id,
-                                d.field,
-                                d.severity,
-                                "open",
-                                at,
-                                at,
-                                opened_note,
-                            ),
-                        )
-                    elif previous == "resolved":
-                        reopened.append(d.id)
-                        statuses[d.id] = "open"
-                        self._set(db, d.id, "open", f"found again by reconciliation {run_id}", at)
-                        db.execute(
-                            "UPDATE discrepancies SET last_seen = ?, severity = ? WHERE id = ?",
-                            (at, d.severity, d.id),
+                            (*identity_columns(carrier, d), "open", at, at, opened),
                         )
                     else:
-                        statuses[d.id] = previous
                         db.execute(
                             "UPDATE discrepancies SET last_seen = ?, severity = ? WHERE id = ?",
                             (at, d.severity, d.id),
@@ -178,32 +259,25 @@ class DiscrepancyStore:
                     db.execute(
                         "INSERT OR REPLACE INTO details VALUES (?, ?, ?)", (d.id, d.detail, run_id)
                     )
-                gone = [
-                    str(row["id"])
-                    for row in db.execute(
-                        "SELECT id FROM discrepancies WHERE carrier = ? AND status != 'resolved' "
-                        "AND id NOT IN (SELECT id FROM seen)",
-                        (carrier,),
-                    )
-                ]
-                for discrepancy_id in gone:
+                for discrepancy_id in changes.reopened:
+                    self._set(db, discrepancy_id, "open", reopened_note(run_id), at)
+                for discrepancy_id in changes.resolved:
                     self._set(db, discrepancy_id, "resolved", AUTO_RESOLVED, at)
                 db.execute(
                     "INSERT INTO reconciliations VALUES (?, ?, ?, ?, ?, ?)",
                     (run_id, carrier, as_of, roster_sha256, at, json.dumps(summary)),
                 )
-                db.execute("DROP TABLE seen")
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return RunChanges(statuses, new, gone, reopened)
+        return changes
 
     @staticmethod
     def _set(db: sqlite3.Connection, discrepancy_id: str, status: str, note: str, at: str) -> None:
         row = db.execute("SELECT notes FROM discrepancies WHERE id = ?", (discrepancy_id,))
         notes = json.loads(row.fetchone()["notes"] or "[]")
-        notes.append(_note(at, status, note))
+        notes.append(note_entry(at, status, note))
         db.execute(
             "UPDATE discrepancies SET status = ?, notes = ? WHERE id = ?",
             (status, json.dumps(notes), discrepancy_id),
@@ -212,8 +286,7 @@ class DiscrepancyStore:
     # Reading and the people's actions ---------------------------------------------------------
 
     def select(self, carrier: str | None = None, status: str = "open") -> list[dict[str, Any]]:
-        if status not in (*STATUSES, "all"):
-            raise UsageError("bad-status", "--status must be open, resolved, ignored or all")
+        check_status(status)
         query = "SELECT d.*, x.detail FROM discrepancies d LEFT JOIN details x USING (id) WHERE 1=1"
         args: list[str] = []
         if carrier:
@@ -240,23 +313,16 @@ class DiscrepancyStore:
                 "WHERE d.id LIKE ? ORDER BY d.id",
                 (discrepancy_id + "%",),
             ).fetchall()
-        if not rows:
-            raise UsageError("discrepancy-unknown", f"no discrepancy {discrepancy_id}")
-        if len(rows) > 1:
-            raise UsageError(
-                "discrepancy-ambiguous", f"{discrepancy_id} is the start of {len(rows)} ids"
-            )
-        return self._row(rows[0])
+        return one_match(discrepancy_id, [self._row(row) for row in rows])
 
     def set_status(
         self, discrepancy_id: str, status: str, note: str, now: datetime
     ) -> dict[str, Any]:
-        if not note.strip():
-            raise UsageError("note-required", "a note is required (--note TEXT)")
+        note = check_note(note)
         found = self.get(discrepancy_id)
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
-            self._set(db, found["id"], status, note.strip(), now.isoformat())
+            self._set(db, found["id"], status, note, now.isoformat())
             db.execute("COMMIT")
         return self.get(found["id"])
 

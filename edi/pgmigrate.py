@@ -1,5 +1,6 @@
-"""`edi store migrate --from-sqlite`: a workspace's control numbers, baselines and delivery log
-move from its SQLite files into the shared PostgreSQL store, in one transaction.
+"""`edi store migrate --from-sqlite`: a workspace's control numbers, baselines, delivery log and
+reconciliation's discrepancies move from its SQLite files into the shared PostgreSQL store, in
+one transaction.
 
 The SQLite log is verified first (with its witness and key); the copy is verified again inside
 the transaction, through the PostgreSQL backend, before it commits: a log that does not verify
@@ -35,6 +36,7 @@ class Migration:
     log_entries: int
     log_checkpoints: int
     head: str | None
+    discrepancies: int
 
 
 @contextmanager
@@ -107,6 +109,46 @@ def _refuse_if_there(conn: Any, url: str, name: str) -> None:
         )
 
 
+def _copy_discrepancies(conn: Any, workspace: str, path: Path) -> int:
+    """Reconciliation's discrepancies (with their details), runs and fetched rosters."""
+    copied = _copy(
+        conn,
+        "edi_discrepancies",
+        "workspace, id, carrier, kind, subscriber_id, member_id, dependent_id, coverage_id, "
+        "field, severity, status, first_seen, last_seen, notes, detail, detail_run",
+        workspace,
+        _rows(
+            path,
+            "SELECT d.id, d.carrier, d.kind, d.subscriber_id, d.member_id, d.dependent_id, "
+            "d.coverage_id, d.field, d.severity, d.status, d.first_seen, d.last_seen, "
+            "COALESCE(d.notes, '[]'), x.detail, x.reconciliation_id "
+            "FROM discrepancies d LEFT JOIN details x USING (id) ORDER BY d.id",
+        ),
+    )
+    _copy(
+        conn,
+        "edi_reconciliations",
+        "workspace, id, carrier, as_of, roster_sha256, at, summary_json",
+        workspace,
+        _rows(
+            path,
+            "SELECT id, carrier, as_of, roster_sha256, at, summary_json FROM reconciliations "
+            "ORDER BY at",
+        ),
+    )
+    _copy(
+        conn,
+        "edi_rosters",
+        "workspace, carrier, remote_name, size, sha256, fetched_at, reconciliation_id",
+        workspace,
+        _rows(
+            path,
+            "SELECT carrier, remote_name, size, sha256, fetched_at, reconciliation_id FROM rosters",
+        ),
+    )
+    return copied
+
+
 def migrate(workspace: Workspace) -> Migration:
     target = stores.shared(workspace)
     if target is None:
@@ -118,6 +160,7 @@ def migrate(workspace: Workspace) -> Migration:
     url, name = target
     state = workspace.state_dir
     sources = [state / f for f in ("control.sqlite", "baseline.sqlite", "delivery-log.sqlite")]
+    reconciled = state / "discrepancies.sqlite"
     if not any(path.exists() for path in sources):
         raise UsageError(
             "migrate-nothing",
@@ -179,6 +222,7 @@ def migrate(workspace: Workspace) -> Migration:
                 "ORDER BY rowid",
             ),
         )
+        discrepancies = _copy_discrepancies(conn, name, reconciled)
         entries = _copy(
             conn,
             "edi_log_entries",
@@ -224,4 +268,4 @@ def migrate(workspace: Workspace) -> Migration:
             "log_head) VALUES (%s, %s, %s, %s, %s)",
             (name, numbers, baseline_rows, entries, head),
         )
-    return Migration(name, numbers, baseline_rows, entries, checkpoints, head)
+    return Migration(name, numbers, baseline_rows, entries, checkpoints, head, discrepancies)

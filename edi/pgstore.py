@@ -47,6 +47,9 @@ STATE_TABLES = (
     "edi_baseline_members",
     "edi_baseline_proposed",
     "edi_baseline_history",
+    "edi_discrepancies",
+    "edi_reconciliations",
+    "edi_rosters",
 )
 
 TABLES = """
@@ -108,6 +111,46 @@ CREATE TABLE IF NOT EXISTS edi_log_checkpoints (
     signature   text NOT NULL,
     prev_hash   text,
     PRIMARY KEY (workspace, id)
+);
+CREATE TABLE IF NOT EXISTS edi_discrepancies (
+    workspace     text NOT NULL,
+    id            text NOT NULL,
+    carrier       text NOT NULL,
+    kind          text NOT NULL,
+    subscriber_id text,
+    member_id     text,
+    dependent_id  text,
+    coverage_id   text,
+    field         text,
+    severity      text NOT NULL,
+    status        text NOT NULL,
+    first_seen    text NOT NULL,
+    last_seen     text NOT NULL,
+    notes         jsonb NOT NULL DEFAULT '[]',
+    detail        text,
+    detail_run    text,
+    PRIMARY KEY (workspace, id)
+);
+CREATE INDEX IF NOT EXISTS edi_discrepancies_feed ON edi_discrepancies (workspace, carrier, status);
+CREATE TABLE IF NOT EXISTS edi_reconciliations (
+    workspace     text NOT NULL,
+    id            text NOT NULL,
+    carrier       text NOT NULL,
+    as_of         text NOT NULL,
+    roster_sha256 text NOT NULL,
+    at            text NOT NULL,
+    summary_json  text NOT NULL,
+    PRIMARY KEY (workspace, id)
+);
+CREATE TABLE IF NOT EXISTS edi_rosters (
+    workspace         text NOT NULL,
+    carrier           text NOT NULL,
+    remote_name       text NOT NULL,
+    size              bigint NOT NULL,
+    sha256            text NOT NULL,
+    fetched_at        text NOT NULL,
+    reconciliation_id text,
+    PRIMARY KEY (workspace, carrier, remote_name, size)
 );
 CREATE TABLE IF NOT EXISTS edi_workspace_roles (
     role_name name PRIMARY KEY,
@@ -196,6 +239,20 @@ def grant_queue(conn: psycopg.Connection[Any]) -> None:
         + f" REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON edi_workspace_roles, edi_migrations "
         f"FROM {APP_ROLE}, PUBLIC;"
     )
+
+
+def reaches(conn: psycopg.Connection[Any], workspace: str) -> bool:
+    """Whether the session's role may reach the workspace's rows (the workers' role, the
+    employer's own login role, or the tables' owner): row-level security would show another
+    employer's rows as none, and edi says so instead."""
+    row = conn.execute(
+        f"SELECT pg_has_role('{APP_ROLE}', 'MEMBER') OR EXISTS (SELECT 1 FROM "
+        "edi_workspace_roles WHERE role_name = current_user AND workspace = %s) OR "
+        "current_user = (SELECT tableowner FROM pg_tables WHERE tablename = "
+        "'edi_log_entries' AND schemaname = current_schema())",
+        (workspace,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _lock_key(*parts: str) -> int:
@@ -758,14 +815,7 @@ class PgLogBackend:
     def _visible(self, conn: psycopg.Connection[Any]) -> None:
         """An employer's role may reach only its own workspace's log: another's is refused,
         not shown as empty."""
-        row = conn.execute(
-            f"SELECT pg_has_role('{APP_ROLE}', 'MEMBER') OR EXISTS (SELECT 1 FROM "
-            "edi_workspace_roles WHERE role_name = current_user AND workspace = %s) OR "
-            "current_user = (SELECT tableowner FROM pg_tables WHERE tablename = "
-            "'edi_log_entries' AND schemaname = current_schema())",
-            (self.workspace,),
-        ).fetchone()
-        if not (row and row[0]):
+        if not reaches(conn, self.workspace):
             raise transmit.LogError(
                 "log-access-denied",
                 f"this store role may not read the delivery log of workspace {self.workspace!r}",

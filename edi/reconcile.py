@@ -898,8 +898,7 @@ def run_reconciliation(
 ) -> Reconciliation:
     """Decrypt (if needed) → read both sides → compare → lifecycle → delivery log → alert."""
     import transmit
-    from edi import delivery_config
-    from edi.discrepancies import DiscrepancyStore, store_path
+    from edi import delivery_config, stores
     from edi.errors import UsageError
     from edi.mapping import MappingContext, map_members
     from edi.pipeline import actor, resolve_source
@@ -970,7 +969,7 @@ def run_reconciliation(
         mapping=mapping,
         decrypted=decrypted is not None,
     )
-    changes = DiscrepancyStore(store_path(state)).record_run(
+    changes = stores.discrepancies(workspace).record_run(
         carrier,
         found,
         run_id=run_id,
@@ -1034,8 +1033,8 @@ def fetch_rosters(
     from dataclasses import replace
 
     import transmit
+    from edi import stores
     from edi.delivery_config import sftp_settings
-    from edi.discrepancies import DiscrepancyStore, store_path
     from edi.errors import ConfigError, DeliveryFailed, EdiError
     from edi.profiles import load_profile
 
@@ -1048,7 +1047,7 @@ def fetch_rosters(
         )
     config = profile.roster
     state = workspace.ensure_state()
-    store = DiscrepancyStore(store_path(state))
+    store = stores.discrepancies(workspace)
     folder = state / "rosters" / carrier
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder.parent, 0o700)

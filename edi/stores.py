@@ -1,5 +1,6 @@
-"""The store interface: control numbers, baselines and the delivery log's tables, each with two
-implementations, chosen once from the workspace's settings.
+"""The store interface: control numbers, baselines, the delivery log's tables and
+reconciliation's discrepancies, each with two implementations, chosen from the workspace's
+settings.
 
 A workspace without `[store]` keeps today's SQLite files under `state/` (control.sqlite,
 baseline.sqlite, delivery-log.sqlite); one with `[store]` keeps the same rows in the shared
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import transmit
 from edi.baseline import BaselineStore
@@ -19,6 +20,9 @@ from edi.members import Member
 from edi.workspace import Workspace
 from edi.x12.control import ControlNumbers, LoggedNumber, Restoration
 from edi.x12.writer import Envelope
+
+if TYPE_CHECKING:
+    from edi.discrepancies import DiscrepancyStore
 
 
 class ControlNumberStore(Protocol):
@@ -95,6 +99,17 @@ def baselines(workspace: Workspace) -> Baselines:
     from edi.pgstore import PgBaselineStore
 
     return PgBaselineStore(*target, workspace.state_dir / "scratch" / ".baseline-copies")
+
+
+def discrepancies(workspace: Workspace) -> DiscrepancyStore:
+    target = shared(workspace)
+    if target is None:
+        from edi.discrepancies import SqliteDiscrepancies, store_path
+
+        return SqliteDiscrepancies(store_path(workspace.ensure_state()))
+    from edi.pgdiscrepancies import PgDiscrepancies
+
+    return PgDiscrepancies(*target)
 
 
 def log_backend(workspace: Workspace) -> transmit.LogBackend:

@@ -20,9 +20,9 @@ NoteOption = Annotated[str, typer.Option("--note", help="Why (kept in the discre
 
 
 def _store(home: Path | None) -> Any:
-    from edi.discrepancies import DiscrepancyStore, store_path
+    from edi import stores
 
-    return DiscrepancyStore(store_path(common.workspace(home).ensure_state()))
+    return stores.discrepancies(common.workspace(home))
 
 
 def _rows(result: Any, show_names: bool) -> list[dict[str, str]]:

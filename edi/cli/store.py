@@ -98,8 +98,8 @@ def store_migrate(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Move a workspace's control numbers, baselines and delivery log into its [store], then
-    verify the log there (nothing is committed unless it verifies)."""
+    """Move a workspace's control numbers, baselines, discrepancies and delivery log into its
+    [store], then verify the log there (nothing is committed unless it verifies)."""
     from edi import pgmigrate
     from edi.errors import UsageError
 
@@ -109,8 +109,9 @@ def store_migrate(
     head = f", head {done.head}" if done.head else ""
     print(
         f"workspace {done.workspace!r} migrated: {done.control_numbers} control numbers, "
-        f"{done.baseline_rows} baseline members, {done.log_entries} log entries and "
-        f"{done.log_checkpoints} checkpoints; the log verifies in the store{head}"
+        f"{done.baseline_rows} baseline members, {done.discrepancies} discrepancies, "
+        f"{done.log_entries} log entries and {done.log_checkpoints} checkpoints; the log "
+        f"verifies in the store{head}"
     )
 
 

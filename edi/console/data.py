@@ -1,7 +1,7 @@
 """What the console shows, as plain JSON-able values: read through the existing APIs (the
-delivery log, profiles, schedules, the change preview) and the reconciliation's SQLite file,
-opened read-only. PlanSource ids, control numbers, codes, counts and hashes only: never names,
-SSNs, birthdates or addresses.
+delivery log, profiles, schedules, the change preview) and reconciliation's discrepancies (the
+SQLite file opened read-only, or the shared store). PlanSource ids, control numbers, codes,
+counts and hashes only: never names, SSNs, birthdates or addresses.
 """
 
 from __future__ import annotations
@@ -286,29 +286,43 @@ class ConsoleData:
 
     def discrepancies(self) -> list[dict[str, Any]] | None:
         """None when reconciliation has not run here yet."""
-        from edi.discrepancies import COLUMNS, store_path
-
-        path = store_path(self.workspace.state_dir)
-        if not path.is_file():
-            return None
-        try:
-            with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
-                rows = db.execute(
-                    f"SELECT {', '.join(COLUMNS)} FROM discrepancies "
-                    "ORDER BY kind, carrier, first_seen, id"
-                ).fetchall()
-        except sqlite3.OperationalError:
+        rows = self._stored_discrepancies()
+        if rows is None:
             return None
         identifiers = self._identifiers()
         found = []
-        for row in rows:
-            item = dict(zip(COLUMNS, row, strict=True))
+        for item in rows:
             item["member_id"] = safe_member_id(
                 item["member_id"], identifiers.get(str(item["carrier"]))
             )
             item["notes"] = _notes(item["notes"])
             found.append(item)
         return found
+
+    def _stored_discrepancies(self) -> list[dict[str, Any]] | None:
+        """The contract's columns, by kind, carrier and first seen; the SQLite file is opened
+        read-only (the console never creates it), the shared store is only read."""
+        from edi import stores
+        from edi.discrepancies import COLUMNS, store_path
+
+        if stores.shared(self.workspace) is not None:
+            store = stores.discrepancies(self.workspace)
+            if not store.runs():
+                return None
+            rows = [{name: row[name] for name in COLUMNS} for row in store.select(status="all")]
+            return sorted(rows, key=lambda r: (r["kind"], r["carrier"], r["first_seen"], r["id"]))
+        path = store_path(self.workspace.state_dir)
+        if not path.is_file():
+            return None
+        try:
+            with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+                found = db.execute(
+                    f"SELECT {', '.join(COLUMNS)} FROM discrepancies "
+                    "ORDER BY kind, carrier, first_seen, id"
+                ).fetchall()
+        except sqlite3.OperationalError:
+            return None
+        return [dict(zip(COLUMNS, row, strict=True)) for row in found]
 
     def discrepancy_groups(self) -> dict[str, Any]:
         items = self.discrepancies()
@@ -366,7 +380,7 @@ def _notes(raw: object) -> list[str]:
     if raw is None or raw == "":
         return []
     try:
-        parsed = json.loads(str(raw))
+        parsed = raw if isinstance(raw, list) else json.loads(str(raw))  # the store: a list
     except json.JSONDecodeError:
         return [str(raw)]
     if isinstance(parsed, list):

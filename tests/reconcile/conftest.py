@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import CarrierKey, make_carrier_key
+from tests.support.servers import CarrierKey, make_carrier_key, use_postgres_store
 from tests.support.workspace import REPO, SAMPLES, edi
 
 NOW = "2026-11-24T02:00:00+00:00"
@@ -42,8 +42,14 @@ def carrier_key(short_base: Path) -> CarrierKey:
 
 
 @pytest.fixture
-def recon_home(edi_home: Path) -> Path:
+def recon_home(
+    edi_home: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """With `pytest --store postgres`, its discrepancies, control numbers, baselines and log
+    live in a fresh PostgreSQL database instead of state/*.sqlite."""
     (edi_home / "edi.toml").write_text(f'source = "{SAMPLES}"\nsample_data = true\n')
+    if request.config.getoption("--store") == "postgres":
+        use_postgres_store(edi_home, request.getfixturevalue("pg_url"), monkeypatch)
     return edi_home
 
 

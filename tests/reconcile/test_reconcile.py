@@ -153,6 +153,7 @@ def test_ignored_stays_ignored_and_resolved_reopens(
     }
 
 
+@pytest.mark.sqlite_only
 def test_store_is_private_and_holds_no_values(
     recon_home: Path, our_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
