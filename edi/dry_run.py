@@ -2,7 +2,8 @@
 the workspace's state, so nothing real changes.
 
 The scratch workspace links the real one's files (profiles, keys, snapshots) and holds copies
-of the control-number, baseline and delivery-log databases: the file is generated with the
+of the control-number, baseline and delivery-log databases (for a workspace with a shared store,
+SQLite copies of its rows there): the file is generated with the
 ISA13 a real run would use now, validated, encrypted, and checked against the log ("already
 delivered"?). Then the scratch folder is deleted: no control number is consumed, no baseline
 proposed, nothing logged, nothing sent.
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import transmit
-from edi import delivery_config, pipeline
+from edi import delivery_config, pipeline, stores
 from edi.changes import changes_config
-from edi.errors import UsageError
+from edi.private import private_dir
 from edi.profiles import load_profile
 from edi.workspace import Workspace
 
@@ -68,19 +69,27 @@ def _copy_database(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def scratch_workspace(real: Workspace, scratch: Path) -> Workspace:
+def scratch_workspace(real: Workspace, scratch: Path, carrier: str) -> Workspace:
+    """A workspace of SQLite files whatever the real one's store: copies of its databases, or
+    of its rows in the shared store (then without `[store]`: nothing reaches the store)."""
     scratch.mkdir(parents=True)
     for entry in real.home.iterdir():
         if entry.name != "state":
             (scratch / entry.name).symlink_to(entry)
-    state = scratch / "state"
-    state.mkdir()
-    for name in DATABASES:
-        _copy_database(real.state_dir / name, state / name)
+    state = private_dir(scratch / "state")
+    settings = real.settings
+    if stores.shared(real) is not None:
+        from edi import pgmigrate
+
+        pgmigrate.copy_to_sqlite(real, carrier, state)
+        settings = settings.model_copy(update={"store": None})
+    else:
+        for name in DATABASES:
+            _copy_database(real.state_dir / name, state / name)
     for name in LINKED_STATE:
         if (real.state_dir / name).exists():
             (state / name).symlink_to(real.state_dir / name)
-    return Workspace(scratch, real.settings)
+    return Workspace(scratch, settings)
 
 
 def dry_run(
@@ -94,15 +103,6 @@ def dry_run(
     allow_mass_termination: bool = False,
     reason: str | None = None,
 ) -> DryRun:
-    if workspace.settings.store is not None:
-        # The shadow copy below is of state/*.sqlite; with a store the control numbers,
-        # baselines and log are rows in PostgreSQL, and generating would reserve a number there.
-        raise UsageError(
-            "dry-run-with-store",
-            "--dry-run is not available for a workspace with a shared [store] yet: it would "
-            "reserve a control number in the store",
-            hint="Use `edi diff --carrier NAME` to preview what the next file would say.",
-        )
     profile = load_profile(workspace, carrier)
     # Settings errors surface before any work.
     delivery = delivery_config.delivery_config(profile, workspace)
@@ -110,7 +110,7 @@ def dry_run(
     source_dir, _ = pipeline.resolve_source(workspace, source)
     scratch = Path(tempfile.mkdtemp(prefix="edi-dry-"))  # short: gpg-agent's socket path
     try:
-        shadow = scratch_workspace(workspace, scratch / "ws")
+        shadow = scratch_workspace(workspace, scratch / "ws", carrier)
         config = changes_config(profile, workspace.carriers_dir / f"{carrier}.toml")
         chosen = file_type or pipeline.due_file_type(shadow, carrier, config, now)
         generated = pipeline.generate(

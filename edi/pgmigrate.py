@@ -21,9 +21,13 @@ from typing import Any
 
 import transmit
 from edi import pgstore, store, stores
+from edi.baseline import SCHEMA as BASELINE_SCHEMA
 from edi.delivery_config import delivery_log
 from edi.errors import ConfigError, DeliveryLogError, UsageError
+from edi.private import private_dir, private_file
 from edi.workspace import Workspace
+from edi.x12.control import SCHEMA as CONTROL_SCHEMA
+from transmit.log import SCHEMA as LOG_SCHEMA
 
 COPY_BATCH = 2000
 
@@ -269,3 +273,84 @@ def migrate(workspace: Workspace) -> Migration:
             (name, numbers, baseline_rows, entries, head),
         )
     return Migration(name, numbers, baseline_rows, entries, checkpoints, head, discrepancies)
+
+
+# The other way: a scratch copy for `edi run --dry-run` ----------------------------------------
+
+# (SQLite file, its schema, [(SQLite table, columns, store table, order, the carrier's only)])
+SCRATCH_COPIES: tuple[tuple[str, str, tuple[tuple[str, str, str, str, bool], ...]], ...] = (
+    (
+        "control.sqlite",
+        CONTROL_SCHEMA,
+        (
+            (
+                "control_numbers",
+                "carrier, fingerprint, control_number, created_at",
+                "edi_control_numbers",
+                "control_number",
+                False,
+            ),
+            ("control_floor", "carrier, highest", "edi_control_floor", "carrier", False),
+        ),
+    ),
+    (
+        "baseline.sqlite",
+        BASELINE_SCHEMA,
+        (
+            ("members", "carrier, member_key, state", "edi_baseline_members", "member_key", True),
+            (
+                "history",
+                "carrier, fingerprint, action, at, members, reason",
+                "edi_baseline_history",
+                "id",
+                True,
+            ),
+        ),
+    ),
+    (
+        "delivery-log.sqlite",
+        LOG_SCHEMA,
+        (
+            ("entries", "seq, body, prev_hash, entry_hash", "edi_log_entries", "seq", False),
+            (
+                "checkpoints",
+                "id, entry_count, head_hash, signed_at, signature, prev_hash",
+                "edi_log_checkpoints",
+                "id",
+                False,
+            ),
+        ),
+    ),
+)
+
+
+def copy_to_sqlite(workspace: Workspace, carrier: str, state: Path) -> None:
+    """The store's rows of this workspace (of the baseline, the carrier's), as the SQLite files
+    of a workspace without a store, under `state` (owner-only: the baseline holds PHI). Read in
+    one repeatable-read transaction, so the copy is one moment of the store."""
+    target = stores.shared(workspace)
+    if target is None:
+        raise ConfigError("store-not-configured", "this workspace has no [store] to copy from")
+    url, name = target
+    private_dir(state)
+    with pgstore._connection(url) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if not pgstore.reaches(conn, name):
+            raise UsageError(
+                "store-access-denied",
+                f"this store role may not read the state of workspace {name!r}",
+                hint="Use that employer's own credentials (edi store grant --workspace NAME).",
+            )
+        for file_name, schema, tables in SCRATCH_COPIES:
+            path = private_file(state / file_name)
+            with closing(sqlite3.connect(path)) as db:
+                db.executescript(schema)
+                for table, columns, source, order, per_carrier in tables:
+                    where = "workspace = %s" + (" AND carrier = %s" if per_carrier else "")
+                    rows = conn.execute(
+                        f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {order}",
+                        (name, carrier) if per_carrier else (name,),
+                    )
+                    marks = ", ".join("?" for _ in columns.split(","))
+                    db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+                db.commit()

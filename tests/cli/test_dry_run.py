@@ -5,22 +5,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from edi import pgstore
 from tests.support.servers import Sshd
 from tests.support.workspace import edi, log_entries
 
 AS_OF = ["--as-of", "2026-11-24"]
 
-# The dry run copies state/*.sqlite; with a store it refuses (tests/scaleout).
-pytestmark = pytest.mark.sqlite_only
+
+def store_url(home: Path) -> str | None:
+    """The shared store's URL when the workspace has one (`pytest --store postgres`)."""
+    return os.environ["EDI_STORE_URL"] if "[store]" in (home / "edi.toml").read_text() else None
 
 
 def control_rows(home: Path) -> list[tuple[object, ...]]:
+    url = store_url(home)
+    if url is not None:
+        with psycopg.connect(url) as conn:
+            return sorted(
+                conn.execute(
+                    "SELECT carrier, fingerprint, control_number, created_at "
+                    "FROM edi_control_numbers"
+                ).fetchall()
+            )
     path = home / "state" / "control.sqlite"
     if not path.exists():
         return []
@@ -29,13 +43,21 @@ def control_rows(home: Path) -> list[tuple[object, ...]]:
 
 
 def state_digest(home: Path) -> dict[str, str]:
-    """Every file under state/ with its content hash (sqlite WAL files included)."""
+    """Every file under state/ with its content hash (sqlite WAL files included), and with a
+    store every row of its tables."""
     state = home / "state"
-    return {
+    found = {
         str(p.relative_to(state)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(state.rglob("*"))
         if p.is_file() and not p.name.endswith((".lock", "-shm"))
     }
+    url = store_url(home)
+    if url is not None:
+        with psycopg.connect(url) as conn:
+            for table in (*pgstore.STATE_TABLES, *pgstore.LOG_TABLES, "edi_runs"):
+                rows = sorted(repr(row) for row in conn.execute(f"SELECT * FROM {table}"))
+                found[table] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return found
 
 
 def test_dry_run_on_a_fresh_workspace_writes_nothing(
