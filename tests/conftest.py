@@ -26,23 +26,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# The workspaces that keep their state in PostgreSQL under `--store postgres`.
-STORE_FIXTURES = ("live_home", "recon_home")
+# The store tests: both stores are their parameters or their subject, in the first pass.
+STORE_TESTS = Path(__file__).parent / "scaleout"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under --store postgres, the tests that run a live workspace (`live_home`) or reconcile
-    (`recon_home`) run again with its state in PostgreSQL; tests about the SQLite files
-    themselves (`sqlite_only`) and tests with neither are deselected (they ran in the SQLite
-    pass)."""
+    """Under --store postgres, the tests that use a workspace (`edi_home`, and so `live_home`,
+    `recon_home`, `workspace`) run again with its state in PostgreSQL; tests about the SQLite
+    files themselves (`sqlite_only`) and tests with no workspace are deselected (they ran in
+    the SQLite pass)."""
     if config.getoption("--store") != "postgres":
         return
 
     def on_postgres(item: pytest.Item) -> bool:
         fixtures = getattr(item, "fixturenames", ())
-        # Tests asking for pg_url themselves are PostgreSQL tests already (tests/scaleout).
-        live = any(name in fixtures for name in STORE_FIXTURES) and "pg_url" not in fixtures
-        return live and item.get_closest_marker("sqlite_only") is None
+        # Tests asking for pg_url themselves are PostgreSQL tests already.
+        if "edi_home" not in fixtures or "pg_url" in fixtures:
+            return False
+        return (
+            STORE_TESTS not in item.path.parents and item.get_closest_marker("sqlite_only") is None
+        )
 
     dropped = [item for item in items if not on_postgres(item)]
     if dropped:

@@ -42,6 +42,7 @@ def good_export(export: ExportBuilder) -> ExportBuilder:
     return export
 
 
+@pytest.mark.sqlite_only  # a second process: it reads edi.toml, which names no store
 def test_generate_prints_path_of_valid_file(edi_home: Path, export: ExportBuilder) -> None:
     source = good_export(export).write()
     out = edi_home / "out"

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import CarrierKey, make_carrier_key, use_postgres_store
-from tests.support.workspace import REPO, SAMPLES, edi
+from tests.support.workspace import (
+    REPO,
+    SAMPLES,
+    check_no_sqlite_state,
+    edi,
+    keep_state_in_store,
+    on_store_pass,
+)
 
 NOW = "2026-11-24T02:00:00+00:00"
 AS_OF = "2026-11-24"
@@ -28,12 +35,19 @@ def short_base() -> Iterator[Path]:
 
 
 @pytest.fixture
-def edi_home(short_base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def edi_home(
+    short_base: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """The shared fixture's workspace, at a short path (see short_base)."""
     home = short_base / "ws"
     shutil.copytree(REPO / "carriers", home / "carriers")
     monkeypatch.setenv("EDI_HOME", str(home))
-    return home
+    store_pass = on_store_pass(request)
+    if store_pass:
+        keep_state_in_store(home, request, monkeypatch)
+    yield home
+    if store_pass:
+        check_no_sqlite_state(home)
 
 
 @pytest.fixture

@@ -273,6 +273,7 @@ def test_overdue_ack_alerts_once(
     assert code == 1 and json.loads(out)[1]["problems"] == ["ack-overdue"]
 
 
+@pytest.mark.sqlite_only  # the workspace's own scheduler; the shared one: tests/scaleout
 def test_sigterm_stops_the_scheduler_cleanly_and_frees_the_lock(edi_home: Path) -> None:
     import signal
 

@@ -96,14 +96,71 @@ class ExportBuilder:
         return self.root
 
 
+# The SQLite files a workspace keeps when its state is not in a shared store.
+SQLITE_STATE = ("control.sqlite", "baseline.sqlite", "delivery-log.sqlite", "discrepancies.sqlite")
+
+
+def on_store_pass(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--store") == "postgres")
+
+
+def keep_state_in_store(
+    home: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pytest --store postgres`: the workspace at `home`, whatever edi.toml the test writes,
+    opens as `name = "acme"` with `[store] url_env = "EDI_STORE_URL"` (a fresh database), as
+    if its edi.toml said so. A test that starts edi in another process must write that into
+    edi.toml itself (`use_postgres_store`); `check_no_sqlite_state` catches one that did not."""
+    from dataclasses import replace
+
+    from edi.store import init_schema
+    from edi.workspace import StoreSettings
+
+    url = request.getfixturevalue("pg_url")
+    init_schema(url)
+    monkeypatch.setenv("EDI_STORE_URL", url)
+    opened = Workspace.open
+    root = home.resolve()
+
+    def open_with_store(
+        cls: type[Workspace], home: Path | None = None, *, must_exist: bool = False
+    ) -> Workspace:
+        found = opened(home, must_exist=must_exist)
+        if found.home != root or found.settings.store is not None:
+            return found
+        settings = found.settings.model_copy(
+            update={
+                "name": found.settings.name or "acme",
+                "store": StoreSettings(url_env="EDI_STORE_URL"),
+            }
+        )
+        return replace(found, settings=settings)
+
+    monkeypatch.setattr(Workspace, "open", classmethod(open_with_store))
+
+
+def check_no_sqlite_state(home: Path) -> None:
+    """On the store pass, nothing of the state went to SQLite files instead."""
+    written = [name for name in SQLITE_STATE if (home / "state" / name).exists()]
+    assert not written, f"the store pass wrote state/{written} (mark it sqlite_only?)"
+
+
 @pytest.fixture
-def edi_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh workspace with the repository's carrier profiles and no source configured."""
+def edi_home(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A fresh workspace with the repository's carrier profiles and no source configured; on
+    the store pass (`pytest --store postgres`) its state lives in PostgreSQL."""
     home = tmp_path / "workspace"
     shutil.copytree(REPO / "carriers", home / "carriers")
     monkeypatch.setenv("EDI_HOME", str(home))
+    store_pass = on_store_pass(request)
+    if store_pass:
+        keep_state_in_store(home, request, monkeypatch)
     yield home
     transmit.stop_gpg_agent(home / "state" / "gnupg")  # no agent outlives its test
+    if store_pass:
+        check_no_sqlite_state(home)
 
 
 @pytest.fixture
