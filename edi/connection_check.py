@@ -42,6 +42,14 @@ class Check:
 
 
 def _error_check(name: str, error: Exception) -> Check:
+    if isinstance(error, FileNotFoundError) or isinstance(error.__cause__, FileNotFoundError):
+        return Check(
+            name,
+            FAIL,
+            "the folder does not exist on the server",
+            "Check remote_dir ([delivery] or [acks]) with the carrier; paths are as the SFTP "
+            "server shows them (often relative to the login folder).",
+        )
     if isinstance(error, EdiError | transmit.TransmitError):
         return Check(name, FAIL, f"[{error.code}] {error.message}", error.hint)
     return Check(name, FAIL, type(error).__name__)

@@ -87,7 +87,14 @@ def decrypt_as_carrier(carrier_gnupg: Path, encrypted: Path) -> bytes:
 
 
 def run_demo(
-    source: Workspace, home: Path, *, as_of: date, now: datetime, out: Console, err: Console
+    source: Workspace,
+    home: Path,
+    *,
+    as_of: date,
+    now: datetime,
+    out: Console,
+    err: Console,
+    show_log: bool = True,
 ) -> list[RunOutcome]:
     home.mkdir(parents=True, exist_ok=True)
     workspace = prepare(source, home)
@@ -125,7 +132,8 @@ def run_demo(
         )
         again = run(workspace, first.carrier, now=now, as_of=as_of)
         err.print(f"re-running {first.carrier}: {again.outcome}, nothing sent twice")
-    _print_log(workspace, out)
+    if show_log:
+        _print_log(workspace, out, err)
     where = f"edi --home {escape(str(home))}"
     err.print(
         f"\nThe demo's workspace is {escape(str(home))} (the repository root is a different one).\n"
@@ -143,11 +151,11 @@ def run_demo(
     return outcomes
 
 
-def _print_log(workspace: Workspace, out: Console) -> None:
+def _print_log(workspace: Workspace, out: Console, err: Console) -> None:
     log = delivery_log(workspace)
     render_table(
         out,
-        Console(stderr=True),
+        err,
         f"Delivery log ({log.where})",
         ("seq", "event", "carrier", "outcome", "isa13", "members", "remote file"),
         [

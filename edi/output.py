@@ -13,6 +13,7 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def clean(value: object) -> str:
@@ -40,11 +41,12 @@ def render_table(
             out.file.write("\t".join(clean(v) for v in line) + "\n")
         out.file.flush()
         return
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in columns:
         table.add_column(column, justify="right" if column in right else "left", overflow="fold")
     for row in rows:
-        table.add_row(*(clean(v) for v in row))
+        # Plain text cells: a hint like "Set [alerts] email_to" is not rich markup.
+        table.add_row(*(Text(clean(v)) for v in row))
     out.print(table)
 
 

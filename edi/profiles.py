@@ -379,7 +379,8 @@ def load_profile_file(path: Path) -> CarrierProfile:
         raise ConfigError(
             "profile-invalid",
             lines[0] + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
-            hint="Compare with a working profile, e.g. carriers/*.toml in the edi-834 repository.",
+            hint="Compare with carriers/example.toml.sample (`edi init` writes one) and the "
+            "README's section on carrier profiles.",
             details=lines[1:],
         ) from None
     _check_sections(profile, path)
@@ -444,6 +445,11 @@ def check_carrier_name(name: str) -> str:
 
 
 def load_profile(workspace: Workspace, name: str) -> CarrierProfile:
+    return load_profile_file(profile_path(workspace, name))
+
+
+def profile_path(workspace: Workspace, name: str) -> Path:
+    """The profile file of carrier `name`; an unknown name is an error with "did you mean"."""
     path = workspace.carriers_dir / f"{check_carrier_name(name)}.toml"
     if not path.exists():
         from edi.suggest import did_you_mean
@@ -458,4 +464,4 @@ def load_profile(workspace: Workspace, name: str) -> CarrierProfile:
             + f" (known: {known})",
             hint="Add carriers/NAME.toml; `edi carriers list` shows the profiles.",
         )
-    return load_profile_file(path)
+    return path

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from edi.output import local_time
 from edi.overview import FAILURE_EVENTS as FAILED_RUNS
 from edi.overview import RUN_EVENTS as RUN_ENDS
 from edi.schedules import Schedule
@@ -61,7 +62,7 @@ def carrier_status(
         problems[f"ack-{ack}"] = f"ack {ack} (ISA13 {last_sent.get('isa13')})"
     missed = _missed(entries, runs, schedule, now)
     if missed:
-        problems["run-missed"] = f"run missed (due {missed})"
+        problems["run-missed"] = f"run missed (due {local_time(missed, now)})"
 
     next_run = schedule.next_run(now) if schedule and schedule.enabled else None
     return {

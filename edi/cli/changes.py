@@ -46,7 +46,7 @@ def diff_command(
         bool, typer.Option("--show-names", help="Show names (your screen only).")
     ] = False,
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Preview the next change file: adds, changes, terms, reinstatements, disappearances."""
     from edi.pipeline import preview
@@ -102,8 +102,11 @@ def _write_html(
 def baseline_show(carrier: CarrierOption, home: HomeOption = None) -> None:
     """Counts and history of a carrier's baseline (no member data)."""
     from edi.pipeline import baselines
+    from edi.profiles import profile_path
 
-    print(json.dumps(baselines(common.workspace(home)).show(carrier), indent=2))
+    workspace = common.workspace(home)
+    profile_path(workspace, carrier)  # a misspelt carrier is an error, not an empty baseline
+    print(json.dumps(baselines(workspace).show(carrier), indent=2))
 
 
 @baseline_app.command("reset")
@@ -114,8 +117,11 @@ def baseline_reset(
 ) -> None:
     """Forget what the carrier has; the next file is a full file of every member."""
     from edi.pipeline import baselines
+    from edi.profiles import profile_path
 
-    removed = baselines(common.workspace(home)).reset(carrier, reason, common.now())
+    workspace = common.workspace(home)
+    profile_path(workspace, carrier)
+    removed = baselines(workspace).reset(carrier, reason, common.now())
     common.err.print(f"{carrier}: baseline of {removed} member(s) reset")
 
 

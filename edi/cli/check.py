@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,8 +18,8 @@ def check_command(
     alerts: Annotated[
         bool, typer.Option("--alerts", help="Send a test alert to every configured channel.")
     ] = False,
-    home: Annotated[Path | None, typer.Option("--home", help="Workspace directory.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    home: common.HomeOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Resolve, connect, verify the pinned host key, authenticate, check the remote folder is
     writable (a probe file, removed again), the acks folder, the PGP key (pin, expiry) and the

@@ -16,9 +16,9 @@ from edi.errors import EdiError, UsageError
 if TYPE_CHECKING:
     from edi.workspace import Workspace
 
-# Plain lines never wrap: a pipe or a log gets each fact on one line.
+# Plain lines never wrap: a pipe or a log gets each fact on one line (a remote path too).
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 STATE: dict[str, Any] = {"debug": False, "home": None}
 
 

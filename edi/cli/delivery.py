@@ -147,6 +147,15 @@ def _log_errors() -> Iterator[None]:
         raise DeliveryLogError(error.code, error.message, hint=error.hint) from error
 
 
+def _known_carrier_or_logged(home: Path | None, carrier: str | None, entries: list[Any]) -> None:
+    """A carrier filter that matches nothing is checked against the profiles, so a misspelt
+    name says "did you mean" instead of "no entries" (a retired carrier's entries still show)."""
+    if carrier is not None and not entries:
+        from edi.profiles import profile_path
+
+        profile_path(common.workspace(home), carrier)
+
+
 @log_app.command("list")
 def log_list(
     carrier: Annotated[
@@ -168,6 +177,7 @@ def log_list(
             outcome=outcome,
             event=event,
         )
+    _known_carrier_or_logged(home, carrier, entries)
     if as_json:
         print(json.dumps([{**e.body, "entry_hash": e.entry_hash} for e in entries], indent=2))
         return
@@ -217,6 +227,7 @@ def log_show(
 def log_head(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """The current signed head (COUNT:HASH and its signature) for an auditor to record."""
     from edi.errors import DeliveryLogError
+    from edi.output import local_time
 
     with _log_errors():
         head = _log(home).head()
@@ -233,7 +244,8 @@ def log_head(home: HomeOption = None, as_json: JsonOption = False) -> None:
     err = common.err
     err.print(f"signature {head.signature}", soft_wrap=True, highlight=False)
     err.print(
-        f"signed at {head.signed_at} by key {head.key}; previous checkpoint {head.prev}",
+        f"signed at {local_time(head.signed_at)} by key {head.key}; "
+        f"previous checkpoint {head.prev}",
         soft_wrap=True,
         highlight=False,
     )
@@ -322,6 +334,7 @@ def log_export(
         entries = log.entries(
             carrier=carrier, since=_day(since, "--since"), until=_day(until, "--until", end=True)
         )
+    _known_carrier_or_logged(home, carrier, entries)
     (log.export_csv if fmt == "csv" else log.export_json)(sys.stdout, entries)
 
 
@@ -344,6 +357,7 @@ def log_report(
     start, end = _day(since, "--since"), _day(until, "--until", end=True)
     with _log_errors():
         entries = log.entries(carrier=carrier, since=start, until=end)
+    _known_carrier_or_logged(home, carrier, entries)
     path = log.render_html(html, entries, log.verify(), common.now(), since=start, until=end)
     if not entries:
         common.err.print("no deliveries in this period; the page says so", highlight=False)
@@ -364,18 +378,43 @@ def demo_command(
     as_of: Annotated[
         str, typer.Option("--as-of", help="The sample data's as-of date.")
     ] = "2026-11-24",
+    as_json: common.JsonOption = False,
 ) -> None:
-    """The whole pipeline on embedded defaults: samples → 834s → PGP → loopback sshd → log."""
-    from edi.demo import run_demo
+    """The whole pipeline on embedded defaults: samples → 834s → PGP → loopback sshd → log.
 
-    run_demo(
+    Example: edi demo --workspace /tmp/edi-demo
+    """
+    from edi.delivery_config import delivery_log
+    from edi.demo import run_demo
+    from edi.workspace import Workspace
+
+    home = workspace_dir.resolve()
+    outcomes = run_demo(
         common.workspace(None),
-        workspace_dir.resolve(),
-        as_of=date.fromisoformat(as_of),
+        home,
+        as_of=common.parse_day(as_of, "--as-of") or date.min,
         now=common.now(),
         out=common.out,
         err=common.err,
+        show_log=not as_json,
     )
+    if as_json:
+        report = delivery_log(Workspace.open(home)).verify()
+        print(
+            json.dumps(
+                {
+                    "workspace": str(home),
+                    "deliveries": [outcome.summary() for outcome in outcomes],
+                    "log": {
+                        "ok": report.ok,
+                        "entries": report.entries,
+                        "checkpoints": report.checkpoints,
+                    },
+                },
+                indent=2,
+                default=str,
+            )
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -55,7 +55,6 @@ def generate(
 
     ws = workspace(home)
     with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
-        task = bar.add_task(f"mapping {carrier}", total=None)
         result = run_generate(
             ws,
             carrier,
@@ -66,14 +65,7 @@ def generate(
             file_type=file_type_option(file_type),
             allow_mass_termination=guard_override(allow_mass_termination, reason),
             reason=reason,
-            progress=lambda done, total: bar.update(
-                task,
-                completed=done,
-                total=total,
-                # Mapping is done; writing and pyx12's validation come next (no bar stuck at
-                # 100 % with no word of what is happening).
-                description=f"writing and validating {carrier}" if done >= total else None,
-            ),
+            progress=GenerateProgress(bar, carrier),
         )
     summary = result.summary()
     if as_json:
@@ -88,6 +80,25 @@ def generate(
     for line in _warning_lines(result.report.findings):
         err.print(f"[yellow]warning:[/] {escape(line)}")
     print(result.path)
+
+
+class GenerateProgress:
+    """Mapping counts subscribers; then the envelope is written and pyx12 validates the file,
+    which on a large file takes as long again: a pulsing "writing and validating" line then,
+    never a bar sitting at 100 % with no word of what is happening."""
+
+    def __init__(self, bar: Any, carrier: str) -> None:
+        self.bar, self.carrier = bar, carrier
+        self.mapping = bar.add_task(f"mapping {carrier}", total=None)
+        self.sealing: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.sealing is not None:
+            return
+        self.bar.update(self.mapping, completed=done, total=total)
+        if done >= total:
+            self.bar.update(self.mapping, visible=False)
+            self.sealing = self.bar.add_task(f"writing and validating {self.carrier}", total=None)
 
 
 def _warning_lines(findings: list[Finding]) -> list[str]:

@@ -13,7 +13,7 @@ from edi.cli import common
 
 def show_command(
     file: Annotated[Path, typer.Argument(help="Any 005010X220A1 834 file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: common.JsonOption = False,
     show_names: Annotated[
         bool, typer.Option("--show-names", help="Also show names and SSNs (your screen only).")
     ] = False,

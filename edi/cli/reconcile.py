@@ -156,6 +156,8 @@ def discrepancies_list(
     as_json: JsonOption = False,
 ) -> None:
     """Discrepancies by status (default: open)."""
+    from edi.output import local_time
+
     rows = _store(home).select(carrier, status)
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -168,7 +170,7 @@ def discrepancies_list(
             for name in ("subscriber_id", "member_id", "dependent_id", "coverage_id", "field")
             if row[name]
         )
-        seen = str(row["last_seen"] or "")[:19]
+        seen = local_time(row["last_seen"])
         text = (
             f"{row['id']} {row['carrier']} {row['kind']} [{row['severity']}, {row['status']}] "
             f"{ids} last seen {seen}: {row['detail'] or ''}"

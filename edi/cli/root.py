@@ -146,6 +146,18 @@ def report_usage(usage: click.exceptions.UsageError) -> None:
     err.print(f"[dim]{escape(_try_help(usage.ctx))}[/]", soft_wrap=True, highlight=False)
 
 
+def _command_path(argv: list[str] | None) -> str:
+    """`edi log list` for `edi --home x log list --since bad`: the commands named on the line."""
+    command: Any = typer.main.get_command(app)
+    words = ["edi"]
+    for token in sys.argv[1:] if argv is None else argv:
+        child = getattr(command, "commands", {}).get(token)
+        if child is not None:
+            command = child
+            words.append(token)
+    return " ".join(words)
+
+
 def _known_carriers() -> str:
     try:
         from edi.profiles import profile_names
@@ -166,6 +178,11 @@ def main(argv: list[str] | None = None) -> None:
         if STATE["debug"]:
             err.print_exception()
         report_error(error)
+        if isinstance(error, UsageError):
+            # A bad value the command checked itself is a usage error like click's own.
+            err.print(
+                f"[dim]Try '{escape(_command_path(argv))} --help' for help.[/]", soft_wrap=True
+            )
         sys.exit(error.exit_code)
     except (OSError, sqlite3.Error) as failure:
         # Commands outside a run (log, status, baseline) meet broken state too: one line.

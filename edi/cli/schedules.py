@@ -24,7 +24,7 @@ def _last(entries: list[Any], *events: str) -> Any:
 @schedules_app.command("list")
 def schedules_list(
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Each schedule, its next run and its carrier's last outcome."""
     from edi.delivery_config import delivery_log
@@ -107,7 +107,7 @@ def acks_fetch(
         str | None, typer.Option("--carrier", "-c", help="Only this carrier.")
     ] = None,
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Fetch TA1/999 files from each carrier's outbound folder, match, log and alert."""
     from edi.acks import fetch_acks
@@ -143,7 +143,7 @@ def acks_fetch(
 
 def status_command(
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Per carrier: last delivered file, last run and its outcome, failures in a row, open acks,
     next run. Exit 1 while a last run failed, an ack is rejected or overdue, or a run was missed,
@@ -161,6 +161,8 @@ def status_command(
         carrier_status(carrier, log.entries(carrier=carrier), schedules.get(carrier), now)
         for carrier in profile_names(workspace)
     ]
+    for row in rows:
+        _flag_an_unusable_profile(workspace, row)
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
@@ -201,6 +203,18 @@ def status_command(
             common.point_at_the_demo(home)
     if any(row["problems"] for row in rows):
         raise typer.Exit(1)
+
+
+def _flag_an_unusable_profile(workspace: Any, row: dict[str, Any]) -> None:
+    """A profile that does not load stops every run of its carrier: a problem `status` shows."""
+    from edi.errors import ConfigError
+    from edi.profiles import load_profile
+
+    try:
+        load_profile(workspace, row["carrier"])
+    except ConfigError as error:
+        row["problems"].append("profile-invalid")
+        row["problem_details"].append(f"profile does not load [{error.code}]")
 
 
 def register(app: typer.Typer) -> None:

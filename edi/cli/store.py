@@ -197,7 +197,7 @@ def jobs_list(
     workspace_name: Annotated[
         str | None, typer.Option("--workspace", help="Only this workspace's jobs.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Jobs in the store: id, status, workspace, carrier, times, attempts."""
     from edi import jobs

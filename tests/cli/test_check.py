@@ -89,6 +89,8 @@ def test_missing_remote_folder(
     assert code == 1
     assert checks["authenticate"]["status"] == "pass"
     assert checks["remote folder"]["status"] == "fail"
+    assert checks["remote folder"]["detail"] == "the folder does not exist on the server"
+    assert "remote_dir" in checks["remote folder"]["hint"]
     assert checks["writable"]["status"] == "skipped"
 
 

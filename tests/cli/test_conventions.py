@@ -205,6 +205,23 @@ def test_profile_key_suggestion(edi_home: Path, capsys: pytest.CaptureFixture[st
         pytest.param(["jobs", "list"], 2, marks=pytest.mark.sqlite_only),
         pytest.param(["store", "init"], 2, marks=pytest.mark.sqlite_only),
         (["worker", "--concurrency", "0"], 2),
+        (["send", "no-such-file.834", "--carrier", "colonial"], 2),
+        (["send", "samples/out/ACME_colonial_834_20261124_000000001.834", "-c", "colonial"], 2),
+        (["demo", "--as-of", "tomorrow"], 2),
+        (["serve", "--host", "0.0.0.0"], 2),  # off loopback without a token
+        (["scheduler", "run", "--now-or-never"], 2),
+        (["log", "report", "--html", "{home}/report.html"], 0),
+        (["log", "report", "--html", "{home}/report.html", "--since", "May"], 2),
+        (["log", "public-key"], 1),  # no key before the first entry
+        (["baseline", "reset", "--carrier", "colonial", "--reason", "test"], 0),
+        (["baseline", "reset", "--carrier", "colonal", "--reason", "test"], 2),
+        (["discrepancies", "show", "999"], 2),
+        (["discrepancies", "resolve", "999", "--note", "x"], 2),
+        (["discrepancies", "ignore", "999", "--note", "x"], 2),
+        pytest.param(["jobs", "retry", "1"], 2, marks=pytest.mark.sqlite_only),
+        pytest.param(["store", "grant", "--workspace", "acme"], 2, marks=pytest.mark.sqlite_only),
+        pytest.param(["store", "migrate", "--from-sqlite"], 2, marks=pytest.mark.sqlite_only),
+        (["sandbox", "plansource", "--data", "no-such-folder"], 2),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )
@@ -219,9 +236,27 @@ def test_exit_code_table(
         f'source = "{REPO / "samples" / "plansource"}"\nsample_data = true\n'
     )
     monkeypatch.chdir(REPO)
-    code, _, err = edi(capsys, *args)
+    code, _, err = edi(capsys, *(arg.replace("{home}", str(edi_home)) for arg in args))
     assert code == expected, err
     assert "Traceback" not in err
+    if expected == 2 and "error: " not in err:  # our own usage errors name where help is too
+        assert err.strip().splitlines()[-1].startswith(("Try 'edi ", "hint: ")), err
+
+
+def test_the_exit_code_table_covers_every_command() -> None:
+    table = next(
+        mark.args[1]
+        for mark in test_exit_code_table.pytestmark  # type: ignore[attr-defined]
+        if mark.name == "parametrize"
+    )
+    rows = [getattr(row, "values", row)[0] for row in table]
+    covered = {
+        " ".join(path)
+        for path, _ in COMMANDS
+        for args in rows
+        if isinstance(args, list) and args[: len(path)] == path
+    }
+    assert sorted({" ".join(path) for path, _ in COMMANDS} - covered) == []
 
 
 def test_every_option_and_argument_is_described() -> None:

@@ -94,3 +94,65 @@ def test_local_time_format() -> None:
     assert local_time("2026-12-07T07:00:00+00:00").count(" ") >= 4
     assert local_time(None) == "-"
     assert local_time("not a time") == "not a time"
+
+
+def test_terminal_tables_keep_bracketed_text() -> None:
+    """On a terminal a cell like "Set [alerts] email_to" is text, not rich markup."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from edi.output import render_table
+
+    buffer = StringIO()
+    terminal = Console(file=buffer, force_terminal=True, width=200, color_system=None)
+    render_table(
+        terminal,
+        terminal,
+        "edi check [colonial]",
+        ("detail", "hint"),
+        [("[host-key-mismatch] offered SHA256:x", "Set [alerts] email_to or webhook_url")],
+    )
+    shown = buffer.getvalue()
+    assert "[host-key-mismatch]" in shown and "Set [alerts] email_to" in shown
+    assert "edi check [colonial]" in shown
+
+
+def test_stderr_lines_are_never_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote path on stderr stays on one line however narrow the terminal says it is."""
+    from io import StringIO
+
+    from edi.cli import common
+
+    buffer = StringIO()
+    monkeypatch.setattr(common.err, "file", buffer)
+    monkeypatch.setattr(common.err, "width", 40)
+    path = "/carrier/inbound/ACME_colonial_834_20261124_000000001.834.pgp"
+    common.err.print(f"colonial: delivered → {path} (ISA13 000000001, 65 members)")
+    assert buffer.getvalue().count("\n") == 1 and path in buffer.getvalue()
+
+
+def test_generate_progress_says_what_follows_mapping() -> None:
+    """After the last subscriber is mapped the bar gives way to a pulsing "writing and
+    validating" line (no total), instead of sitting at 100 %."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from edi.cli.files import GenerateProgress
+
+    terminal = Console(file=StringIO(), force_terminal=True, width=100)
+    with Progress(console=terminal, auto_refresh=False) as bar:
+        progress = GenerateProgress(bar, "colonial")
+        progress(500, 1000)
+        shown = [t for t in bar.tasks if t.visible]
+        assert [(t.description, t.completed, t.total) for t in shown] == [
+            ("mapping colonial", 500, 1000)
+        ]
+        progress(1000, 1000)
+        progress(1000, 1000)
+        shown = [t for t in bar.tasks if t.visible]
+        assert [(t.description, t.total) for t in shown] == [
+            ("writing and validating colonial", None)
+        ]

@@ -125,3 +125,30 @@ def test_status_after_real_failed_delivery(
     assert code == 1
     line = next(line for line in out.splitlines() if line.startswith("colonial\t"))
     assert "last run failed (delivery-failed, 2 in a row)" in line
+
+
+def test_a_profile_that_does_not_load_is_a_problem(
+    edi_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert edi(capsys, "status")[0] == 0
+    profile = edi_home / "carriers" / "unum.toml"
+    profile.write_text(profile.read_text().replace("\nclaims =", "\nclaim ="))
+    code, out, _ = edi(capsys, "status", "--json")
+    unum = next(r for r in json.loads(out) if r["carrier"] == "unum")
+    assert code == 1 and unum["problems"] == ["profile-invalid"]
+    assert unum["problem_details"] == ["profile does not load [profile-invalid]"]
+
+
+def test_a_missed_run_reads_in_the_users_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        daily = Schedule(carrier="colonial", cron="0 2 * * *", run_deadline="2h")
+        entries = log({**DELIVERED, "recorded_at": at(58)})
+        status = carrier_status("colonial", entries, daily, NOW)
+        assert status["problem_details"] == ["run missed (due Wed 2 Dec 21:00 EST)"]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
