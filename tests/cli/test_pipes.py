@@ -118,18 +118,17 @@ def test_terminal_tables_keep_bracketed_text() -> None:
     assert "edi check [colonial]" in shown
 
 
-def test_stderr_lines_are_never_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stderr_lines_are_never_wrapped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A remote path on stderr stays on one line however narrow the terminal says it is."""
-    from io import StringIO
-
     from edi.cli import common
 
-    buffer = StringIO()
-    monkeypatch.setattr(common.err, "file", buffer)
-    monkeypatch.setattr(common.err, "width", 40)
+    monkeypatch.setattr(common.err, "_width", 40)  # as if COLUMNS=40 (restored to unset)
     path = "/carrier/inbound/ACME_colonial_834_20261124_000000001.834.pgp"
     common.err.print(f"colonial: delivered → {path} (ISA13 000000001, 65 members)")
-    assert buffer.getvalue().count("\n") == 1 and path in buffer.getvalue()
+    shown = capsys.readouterr().err
+    assert shown.count("\n") == 1 and path in shown
 
 
 def test_generate_progress_says_what_follows_mapping() -> None:
