@@ -28,8 +28,7 @@ from edi.discrepancies import (
     opened_notes,
     reopened_note,
 )
-from edi.errors import RunFailed
-from edi.pgstore import _connection, _lock_key, reaches
+from edi.pgstore import _lock_key, workspace_session
 from edi.reconcile import Discrepancy
 
 if TYPE_CHECKING:
@@ -47,14 +46,7 @@ class PgDiscrepancies:
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
-        with _connection(self.url) as conn:
-            if not reaches(conn, self.workspace):
-                raise RunFailed(
-                    "store-access-denied",
-                    "this store role may not read the discrepancies of workspace "
-                    f"{self.workspace!r}",
-                    hint="Use that employer's own credentials (edi store grant --workspace NAME).",
-                )
+        with workspace_session(self.url, self.workspace, "discrepancies") as conn:
             yield conn
 
     def _lock(self, conn: psycopg.Connection[Any], carrier: str) -> None:

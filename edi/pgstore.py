@@ -5,9 +5,10 @@ stores of `edi.x12.control`, `edi.baseline` and `transmit.log`, with PostgreSQL'
 SQLite had `BEGIN IMMEDIATE`: a transaction-scoped advisory lock per (workspace, carrier) for
 control numbers and baselines, one per workspace for the log.
 
-The log tables are append-only in the database itself: the roles edi grants (`edi_app` for
-workers, `edi_employer` for one employer's login roles) have SELECT and INSERT on them and
-nothing else, and triggers refuse UPDATE, DELETE and TRUNCATE even for the owner. Row-level
+The log tables, and the histories of baselines and reconciliations, are append-only in the
+database itself: the roles edi grants (`edi_app` for workers, `edi_employer` for one employer's
+login roles) have SELECT and INSERT on them and nothing else, and triggers refuse UPDATE, DELETE
+and TRUNCATE even for the owner. Row-level
 security limits an employer's login role to its own workspace's rows; `edi_app` sees all.
 """
 
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 APP_ROLE = "edi_app"
 EMPLOYER_ROLE = "edi_employer"
 LOG_TABLES = ("edi_log_entries", "edi_log_checkpoints")
+# Histories are appended to and never changed, like the log (a baseline reset is a new row).
+HISTORY_TABLES = ("edi_baseline_history", "edi_reconciliations")
+APPEND_ONLY_TABLES = (*LOG_TABLES, *HISTORY_TABLES)
 STATE_TABLES = (
     "edi_control_numbers",
     "edi_control_floor",
@@ -187,6 +191,9 @@ def _policies() -> str:
         "CREATE OR REPLACE FUNCTION edi_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'the delivery log is append-only (% refused on %)', TG_OP, "
         "TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; END $$;",
+        "CREATE OR REPLACE FUNCTION edi_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION '% is append-only (% refused)', TG_TABLE_NAME, TG_OP "
+        "USING ERRCODE = 'insufficient_privilege'; END $$;",
         "ALTER TABLE edi_workspace_roles ENABLE ROW LEVEL SECURITY;",
         "DROP POLICY IF EXISTS edi_own_role ON edi_workspace_roles;",
         "CREATE POLICY edi_own_role ON edi_workspace_roles USING (role_name = current_user "
@@ -200,19 +207,21 @@ def _policies() -> str:
             f"DROP POLICY IF EXISTS edi_workspace ON {table};",
             f"CREATE POLICY edi_workspace ON {table} USING ({check}) WITH CHECK ({check});",
         ]
-    for table in LOG_TABLES:
+    for table in APPEND_ONLY_TABLES:
+        refuse = "edi_log_append_only" if table in LOG_TABLES else "edi_append_only"
         parts += [
             f"REVOKE ALL ON {table} FROM PUBLIC, {APP_ROLE}, {EMPLOYER_ROLE};",
             f"GRANT SELECT, INSERT ON {table} TO {APP_ROLE}, {EMPLOYER_ROLE};",
             f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION edi_log_append_only();",
+            f"FOR EACH ROW EXECUTE FUNCTION {refuse}();",
             f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION edi_log_append_only();",
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {refuse}();",
         ]
     for table in STATE_TABLES:
-        parts.append(
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}, {EMPLOYER_ROLE};"
-        )
+        if table not in HISTORY_TABLES:
+            parts.append(
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}, {EMPLOYER_ROLE};"
+            )
     parts += [
         f"GRANT USAGE ON SEQUENCE edi_baseline_history_id_seq TO {APP_ROLE}, {EMPLOYER_ROLE};",
         f"GRANT SELECT, INSERT, UPDATE ON edi_runs TO {APP_ROLE};",
@@ -234,7 +243,7 @@ def grant_queue(conn: psycopg.Connection[Any]) -> None:
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}; "
         + " ".join(
             f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {APP_ROLE}, PUBLIC;"
-            for table in LOG_TABLES
+            for table in APPEND_ONLY_TABLES
         )
         + f" REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON edi_workspace_roles, edi_migrations "
         f"FROM {APP_ROLE}, PUBLIC;"
@@ -291,6 +300,20 @@ def _connection(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Conne
             ) from None
 
 
+@contextlib.contextmanager
+def workspace_session(url: str, workspace: str, what: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection for one workspace's rows: another employer's role is refused, never shown
+    none (row-level security alone would show another employer's rows as empty)."""
+    with _connection(url) as conn:
+        if not reaches(conn, workspace):
+            raise RunFailed(
+                "store-access-denied",
+                f"this store role may not read the {what} of workspace {workspace!r}",
+                hint="Use that employer's own credentials (edi store grant --workspace NAME).",
+            )
+        yield conn
+
+
 # Control numbers ------------------------------------------------------------------------------
 
 
@@ -320,7 +343,7 @@ class PgControlNumbers:
         if not numbers:
             return None
         log_highest = max(n.control_number for n in numbers)
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "control numbers") as conn:
             self._lock(conn, carrier)
             store_highest = self._highest(conn, carrier)
             if store_highest >= log_highest:
@@ -347,7 +370,7 @@ class PgControlNumbers:
         return Restoration(restored, store_highest, log_highest)
 
     def allocate(self, carrier: str, fingerprint: str, now: datetime) -> Envelope:
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "control numbers") as conn:
             self._lock(conn, carrier)
             row = conn.execute(
                 "SELECT control_number, created_at FROM edi_control_numbers "
@@ -365,7 +388,7 @@ class PgControlNumbers:
         return Envelope(control_number=int(row[0]), created_at=datetime.fromisoformat(row[1]))
 
     def lookup(self, carrier: str, control_number: int) -> str | None:
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "control numbers") as conn:
             row = conn.execute(
                 "SELECT fingerprint FROM edi_control_numbers "
                 "WHERE workspace = %s AND carrier = %s AND control_number = %s",
@@ -391,7 +414,7 @@ class PgBaselineStore:
         )
 
     def has_baseline(self, carrier: str) -> bool:
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "baselines") as conn:
             row = conn.execute(
                 "SELECT 1 FROM edi_baseline_members WHERE workspace = %s AND carrier = %s LIMIT 1",
                 (self.workspace, carrier),
@@ -399,7 +422,7 @@ class PgBaselineStore:
         return row is not None
 
     def get(self, carrier: str, member_key: str) -> Member | None:
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "baselines") as conn:
             row = conn.execute(
                 "SELECT state FROM edi_baseline_members "
                 "WHERE workspace = %s AND carrier = %s AND member_key = %s",
@@ -434,7 +457,7 @@ class PgBaselineStore:
 
     def commit(self, carrier: str, fingerprint: str, now: datetime) -> bool:
         key = {"w": self.workspace, "c": carrier, "f": fingerprint}
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "baselines") as conn:
             self._lock(conn, carrier)
             row = conn.execute(
                 "SELECT COUNT(*) FROM edi_baseline_proposed "
@@ -466,7 +489,7 @@ class PgBaselineStore:
 
     def reset(self, carrier: str, reason: str, now: datetime) -> int:
         key = {"w": self.workspace, "c": carrier}
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "baselines") as conn:
             self._lock(conn, carrier)
             row = conn.execute(
                 "SELECT COUNT(*) FROM edi_baseline_members "
@@ -487,7 +510,7 @@ class PgBaselineStore:
 
     def show(self, carrier: str) -> dict[str, Any]:
         key = {"w": self.workspace, "c": carrier}
-        with _connection(self.url) as conn:
+        with workspace_session(self.url, self.workspace, "baselines") as conn:
             keys = [
                 str(k)
                 for (k,) in conn.execute(
@@ -608,7 +631,10 @@ class PgBaselineReader:
             with closing(sqlite3.connect(path, isolation_level=None)) as db:
                 db.executescript(BASELINE_SCHEMA)
                 db.execute("BEGIN")
-                with _connection(url) as conn, conn.cursor(name="edi_baseline_copy") as cursor:
+                with (
+                    workspace_session(url, workspace, "baselines") as conn,
+                    conn.cursor(name="edi_baseline_copy") as cursor,
+                ):
                     cursor.itersize = 5000
                     cursor.execute(
                         "SELECT carrier, member_key, state FROM edi_baseline_members "

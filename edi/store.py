@@ -2,9 +2,11 @@
 
 What lives here: procrastinate's queue (jobs, events, workers), `edi_runs` (one row per job
 attempt: workspace, carrier, outcome, error code — never PHI), the run locks (advisory locks
-keyed on workspace name + carrier) and, for workspaces with `[store]`, their control numbers,
-baselines and delivery log (`edi.pgstore`, rows keyed by workspace name). Schedules' last runs,
-acks and discrepancies stay in each workspace's SQLite files under `state/`.
+keyed on workspace name + carrier), `edi_schema_versions` (what `edi store init` last migrated
+to) and, for workspaces with `[store]`, their control numbers, baselines, delivery log and
+reconciliation's discrepancies (`edi.pgstore`, `edi.pgdiscrepancies`, rows keyed by workspace
+name). Schedules' last runs and acks are delivery-log entries, so they are in the store too; the
+log's signing key and its witness stay files of the workspace.
 
 The URL's password is never printed: messages carry `redact(url)`.
 """
@@ -17,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -109,30 +112,98 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         ) from None
 
 
-def init_schema(url: str) -> list[str]:
-    """Create procrastinate's schema and ours when missing; the names of what was created
-    (empty: already up to date). Serialized by a transaction-scoped advisory lock."""
-    from procrastinate.schema import SchemaManager
+# The oldest PostgreSQL the store runs on: CREATE OR REPLACE TRIGGER (14) and the row-level
+# security and privileges the tests prove were tried on 15.
+MIN_SERVER_VERSION = 150000
 
+VERSIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS edi_schema_versions (
+    component  text PRIMARY KEY,
+    version    text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def init_schema(url: str) -> list[str]:
+    """Create procrastinate's schema and ours when missing, or migrate them: procrastinate's
+    own migration scripts newer than the version recorded when its schema was made, then our
+    tables (created when missing), grants, policies and triggers (restored every time). The
+    names of what was created or migrated (empty: already up to date). Serialized by a
+    transaction-scoped advisory lock; stop the workers before migrating a live store."""
     from edi import pgstore
 
-    created: list[str] = []
+    changed: list[str] = []
     with connect(url) as conn:
+        require_server_version(server_version(conn))
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_key("edi-store-init", ""),))
-        row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
-        if row is None or row[0] is None:
-            conn.execute(SchemaManager.get_schema())
-            created.append("procrastinate")
+        conn.execute(VERSIONS_TABLE)
+        changed += _queue_schema(conn)
         row = conn.execute("SELECT to_regclass('edi_runs')").fetchone()
         if row is None or row[0] is None:
             conn.execute(EDI_SCHEMA)
-            created.append("edi_runs")
+            changed.append("created edi_runs")
         row = conn.execute("SELECT to_regclass('edi_log_checkpoints')").fetchone()
         if row is None or row[0] is None:
-            created.append("state (control numbers, baselines, delivery log)")
+            changed.append("created state tables (control numbers, baselines, log, discrepancies)")
         conn.execute(pgstore.schema())  # idempotent: grants, policies and triggers restored
         pgstore.grant_queue(conn)
-    return created
+        conn.execute(f"REVOKE ALL ON edi_schema_versions FROM PUBLIC, {pgstore.APP_ROLE}")
+    return changed
+
+
+def server_version(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SHOW server_version_num").fetchone()
+    return int(row[0]) if row else 0
+
+
+def require_server_version(version_num: int) -> None:
+    if version_num < MIN_SERVER_VERSION:
+        major = version_num // 10000
+        raise ConfigError(
+            "store-server-too-old",
+            f"the store's PostgreSQL is version {major}; edi needs 15 or newer",
+            hint="Upgrade the server, or point [store] at a PostgreSQL 15+ database.",
+        )
+
+
+def _queue_schema(conn: psycopg.Connection[Any]) -> list[str]:
+    """procrastinate's schema: created whole when missing, else its migration scripts newer
+    than the one recorded (they are named by version, so their order is their names')."""
+    from procrastinate.schema import SchemaManager
+
+    scripts = sorted(
+        path
+        for path in Path(SchemaManager.get_migrations_path()).glob("*.sql")
+        if path.name[:2].isdigit()
+    )
+    newest = scripts[-1].name if scripts else ""
+    row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+    if row is None or row[0] is None:
+        conn.execute(SchemaManager.get_schema())
+        _record_version(conn, "procrastinate", newest)
+        return ["created procrastinate"]
+    recorded = conn.execute(
+        "SELECT version FROM edi_schema_versions WHERE component = 'procrastinate'"
+    ).fetchone()
+    if recorded is None:
+        # A store made before versions were recorded: its schema is the installed one's.
+        _record_version(conn, "procrastinate", newest)
+        return []
+    pending = [path for path in scripts if path.name > str(recorded[0])]
+    for path in pending:
+        conn.execute(path.read_text())
+    if pending:
+        _record_version(conn, "procrastinate", newest)
+    return [f"applied procrastinate migration {path.stem}" for path in pending]
+
+
+def _record_version(conn: psycopg.Connection[Any], component: str, version: str) -> None:
+    conn.execute(
+        "INSERT INTO edi_schema_versions (component, version) VALUES (%s, %s) "
+        "ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, applied_at = now()",
+        (component, version),
+    )
 
 
 def require_schema(url: str) -> None:

@@ -33,14 +33,15 @@ def _url(explicit: str | None, home: Path | None) -> str:
 
 @store_app.command("init")
 def store_init(home: HomeOption = None, store_url: StoreUrlOption = None) -> None:
-    """Create the store's schema (procrastinate's queue and edi_runs); a no-op when present."""
+    """Create or migrate the store's schema (procrastinate's queue, edi's tables); a no-op when
+    up to date. Stop the workers before migrating a live store."""
     from edi import store
 
     url = _url(store_url, home)
-    created = store.init_schema(url)
+    changed = store.init_schema(url)
     where = store.redact(url)
-    if created:
-        print(f"store {where}: created {', '.join(created)}")
+    if changed:
+        print(f"store {where}: {', '.join(changed)}")
     else:
         print(f"store {where}: already up to date")
 

@@ -137,15 +137,27 @@ def test_send_delivers_an_existing_valid_file(
     assert carrier_key.decrypt(Path(summary["remote_path"])) == sample.read_bytes()
 
 
-@pytest.mark.sqlite_only
 def test_log_commands_for_auditors(live_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert edi(capsys, "run", "-c", "colonial", *AS_OF)[0] == 0
+    code, out, _ = edi(capsys, "log", "list", "--json")
+    logged = json.loads(out)
     code, out, _ = edi(capsys, "log", "export", "--format", "csv", "--carrier", "colonial")
     assert code == 0 and out.splitlines()[0].startswith("seq,recorded_at,event")
+    assert len(out.splitlines()) == 1 + len(logged)
     code, out, _ = edi(capsys, "log", "show", "1")
     assert code == 0 and json.loads(out)["seq"] == 1
+    assert json.loads(out)["entry_hash"] == logged[0]["entry_hash"]
     code, out, _ = edi(capsys, "log", "report", "--html", str(live_home / "audit.html"))
-    assert code == 0 and "colonial" in (live_home / "audit.html").read_text()
+    page = (live_home / "audit.html").read_text()
+    assert code == 0 and "colonial" in page and logged[-1]["entry_hash"] in page
+    assert edi(capsys, "log", "verify")[0] == 0
+
+
+@pytest.mark.sqlite_only  # the PostgreSQL log's tampering: tests/scaleout/test_pg_log.py
+def test_a_rewritten_entry_is_named_by_verify(
+    live_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert edi(capsys, "run", "-c", "colonial", *AS_OF)[0] == 0
     db = sqlite3.connect(live_home / "state" / "delivery-log.sqlite", isolation_level=None)
     db.execute("DROP TRIGGER entries_no_update")
     db.execute(

@@ -14,12 +14,15 @@ import pytest
 import transmit
 from edi import store
 from edi.delivery_config import delivery_log
+from edi.errors import RunFailed
 from edi.workspace import Workspace
 from tests.support.postgres import PostgresServer
 from tests.support.workspace import edi
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 LOG_TABLES = ("edi_log_entries", "edi_log_checkpoints")
+# Appended to, never changed, like the log.
+HISTORY_TABLES = ("edi_baseline_history", "edi_reconciliations")
 
 
 def employer_home(root: Path, name: str) -> Path:
@@ -60,7 +63,7 @@ def bypassing(pg_url: str, sql: str) -> None:
 def test_roles_have_no_update_or_delete_on_the_log(acme: transmit.DeliveryLog, pg_url: str) -> None:
     with owner(pg_url) as conn:
         for role in ("edi_app", "edi_employer"):
-            for table in LOG_TABLES:
+            for table in (*LOG_TABLES, *HISTORY_TABLES):
                 granted = {
                     privilege: conn.execute(
                         "SELECT has_table_privilege(%s, %s, %s)", (role, table, privilege)
@@ -92,11 +95,18 @@ def test_roles_have_no_update_or_delete_on_the_log(acme: transmit.DeliveryLog, p
         "UPDATE edi_log_checkpoints SET signature = 'x' WHERE id = 2",
         "DELETE FROM edi_log_checkpoints",
         "TRUNCATE edi_log_checkpoints",
+        "UPDATE edi_baseline_history SET reason = 'x'",
+        "DELETE FROM edi_baseline_history",
+        "TRUNCATE edi_reconciliations",
     ],
 )
 def test_the_database_refuses_to_change_the_log_even_for_its_owner(
     acme: transmit.DeliveryLog, pg_url: str, sql: str
 ) -> None:
+    from edi import stores
+
+    # A baseline reset is a history row (row triggers need a row to refuse).
+    stores.baselines(Workspace.open(acme.signing_key_path.parents[2])).reset("colonial", "t", NOW)
     with owner(pg_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
         conn.execute(sql)
     assert "append-only" in str(refused.value)
@@ -203,6 +213,19 @@ def test_one_employers_credentials_cannot_read_or_verify_anothers_log(
     code, out, err = edi(capsys, "log", "list", "--json", "--home", str(globex_home))
     assert code == 1 and "log-access-denied" in err
     assert "acme-Secret-1" not in out + err
+    # Nor its control numbers or baselines: refused, not shown as none.
+    from edi import stores
+
+    globex = Workspace.open(globex_home)
+    for read in (
+        lambda: stores.control_numbers(globex).lookup("colonial", 1),
+        lambda: stores.baselines(globex).show("colonial"),
+        lambda: stores.baselines(globex).lookup("colonial"),
+    ):
+        with pytest.raises(RunFailed) as refused:
+            read()
+        assert refused.value.code == "store-access-denied"
+        assert "of workspace 'globex'" in refused.value.message
     # An employer's role appends to its own log (a run with the employer's credentials).
     log = delivery_log(Workspace.open(acme_home))
     monkeypatch.setenv("STORE_ACME", urls["acme"])

@@ -27,12 +27,57 @@ def test_store_init_creates_both_schemas_then_is_a_no_op(
     capsys: pytest.CaptureFixture[str], store_home: Path, pg_url: str
 ) -> None:
     code, out, _ = edi(capsys, "store", "init")
-    assert code == 0 and "created procrastinate, edi_runs" in out
+    assert code == 0 and "created procrastinate, created edi_runs" in out
     with psycopg.connect(pg_url) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
     assert {"procrastinate_jobs", "procrastinate_events", "edi_runs"} <= tables
     code, out, _ = edi(capsys, "store", "init")
     assert code == 0 and "already up to date" in out
+
+
+def test_store_init_migrates_procrastinate_to_its_newer_scripts(
+    capsys: pytest.CaptureFixture[str],
+    store_home: Path,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store made by an older procrastinate gets the newer migration scripts, in order, once."""
+    import shutil
+
+    from procrastinate.schema import SchemaManager
+
+    assert edi(capsys, "store", "init")[0] == 0
+    shipped = Path(SchemaManager.get_migrations_path())
+    newer = tmp_path / "migrations"
+    shutil.copytree(shipped, newer)
+    (newer / "99.00.00_01_pre_test.sql").write_text("CREATE TABLE edi_test_pre (n int);")
+    (newer / "99.00.00_50_post_test.sql").write_text("INSERT INTO edi_test_pre VALUES (1);")
+    monkeypatch.setattr(SchemaManager, "get_migrations_path", staticmethod(lambda: str(newer)))
+    code, out, _ = edi(capsys, "store", "init")
+    assert code == 0, out
+    assert out.strip().endswith(
+        "applied procrastinate migration 99.00.00_01_pre_test, "
+        "applied procrastinate migration 99.00.00_50_post_test"
+    )
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT n FROM edi_test_pre").fetchall() == [(1,)]
+        assert conn.execute(
+            "SELECT version FROM edi_schema_versions WHERE component = 'procrastinate'"
+        ).fetchone() == ("99.00.00_50_post_test.sql",)
+    code, out, _ = edi(capsys, "store", "init")
+    assert code == 0 and "already up to date" in out
+
+
+def test_store_needs_postgresql_15(pg_url: str) -> None:
+    from edi import store
+    from edi.errors import ConfigError
+
+    with store.connect(pg_url) as conn:
+        store.require_server_version(store.server_version(conn))  # the test server: 15+
+    with pytest.raises(ConfigError) as old:
+        store.require_server_version(140011)
+    assert old.value.code == "store-server-too-old" and "version 14" in old.value.message
 
 
 def test_the_store_password_is_never_printed(
