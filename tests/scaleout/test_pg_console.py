@@ -137,6 +137,7 @@ def test_the_console_shows_what_the_store_holds(
     pg_workspace: PgWorkspace, pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = pg_workspace.home
+    home_option = ("--home", str(home))
     entries = log_entries(capsys, home)
     code, out, err = edi(capsys, "log", "verify", "--json", "--home", str(home))
     assert code == 0, err
@@ -241,6 +242,22 @@ def test_the_console_shows_what_the_store_holds(
         assert carriers["unum"]["failing"] and not carriers["colonial"]["failing"]
         page = get(client, "/")
         assert "intact" in page and f">{opened}</a>" in page
+
+        # /api/carriers/NAME/diff: the next change file against the store's baseline, as
+        # `edi diff` previews it.
+        for name in ("colonial", "unum"):
+            code, out, err = edi(capsys, "diff", "--carrier", name, *AS_OF, "--json", *home_option)
+            assert code == 0, err
+            preview = json.loads(out)
+            shown = get(client, f"/api/carriers/{name}/diff?as_of=2026-11-24")
+            assert shown["has_baseline"] and shown["baseline_active_subscribers"] > 0
+            assert {k: v for k, v in shown.items() if k != "members"} == {
+                k: v for k, v in preview.items() if k != "members"
+            } | {"as_of": "2026-11-24"}
+            assert [(m["kind"], m["member"]) for m in shown["members"]] == [
+                (m["kind"], m["member"]) for m in preview["members"]
+            ]
+            get(client, f"/carriers/{name}/diff?as_of=2026-11-24")
 
     # The console read the store only: no SQLite file of the state appeared.
     check_no_sqlite_state(home)
