@@ -194,7 +194,8 @@ def test_the_console_shows_what_the_store_holds(
         ]
         counted: dict[str, int] = {}
         for entry in entries:
-            counted[entry["event"]] = counted.get(entry["event"], 0) + 1
+            event = str(entry["event"])
+            counted[event] = counted.get(event, 0) + 1
         assert log["events"] == counted
         assert "store" in log["database"] and ".sqlite" not in log["database"]
         page = get(client, "/log")
@@ -310,16 +311,16 @@ def test_another_employers_role_cannot_see_this_workspace_in_the_console(
             assert answer.status_code == 500, (path, answer.status_code, answer.text[:500])
             text = answer.text
             # The overview asks for the discrepancies before it reads the log's entries.
-            code = (
+            refused_with = (
                 "log-access-denied" if "log" in path or "deliver" in path else "store-access-denied"
             )
-            what = "delivery log" if code == "log-access-denied" else "discrepancies"
+            what = "delivery log" if refused_with == "log-access-denied" else "discrepancies"
             refusal = f"this store role may not read the {what} of workspace 'acme'"
             if path.startswith("/api/"):
                 error = answer.json()["error"]
-                assert (error["code"], error["message"]) == (code, refusal), path
+                assert (error["code"], error["message"]) == (refused_with, refusal), path
             else:
-                assert f"<strong>[{code}]</strong> {escape(refusal)}" in text, path
+                assert f"<strong>[{refused_with}]</strong> {escape(refusal)}" in text, path
             for secret in secrets:
                 assert secret not in text, (path, secret)
             assert "globex-Console-7" not in text and "No deliveries" not in text
