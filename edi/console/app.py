@@ -32,6 +32,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STATIC = Path(__file__).parent / "static"
 ALLOWED_METHODS = ("GET", "HEAD")
+ACCESS_DENIED = ("store-access-denied", "log-access-denied")
 PAGE_ROWS = 500  # the deliveries page lists the newest ones; the filters and /api/ reach all
 CSP = (
     "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
@@ -308,15 +309,18 @@ def create_app(
         code = getattr(exc, "code", "error")
         message = getattr(exc, "message", str(exc))
         hint = getattr(exc, "hint", "")
+        # Another employer's store credentials: refused (403), not a server fault.
+        status = 403 if code in ACCESS_DENIED else 500
         if wants_json(request):
             return _json(
-                {"error": {"status": 500, "code": code, "message": message, "hint": hint}}, 500
+                {"error": {"status": status, "code": code, "message": message, "hint": hint}},
+                status,
             )
         return page(
             request,
             "error.html.j2",
-            status_code=500,
-            status=500,
+            status_code=status,
+            status=status,
             message=message,
             code=code,
             hint=hint,

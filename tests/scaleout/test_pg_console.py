@@ -308,7 +308,7 @@ def test_another_employers_role_cannot_see_this_workspace_in_the_console(
     with TestClient(create_app(Workspace.open(home))) as client:
         for path in PAGES + API:
             answer = client.get(path)
-            assert answer.status_code == 500, (path, answer.status_code, answer.text[:500])
+            assert answer.status_code == 403, (path, answer.status_code, answer.text[:500])
             text = answer.text
             # The overview asks for the discrepancies before it reads the log's entries.
             refused_with = (
@@ -327,7 +327,7 @@ def test_another_employers_role_cannot_see_this_workspace_in_the_console(
             assert_no_phi(text, path)
         for seq in seqs:
             refused = client.get(f"/api/deliveries/{seq}")
-            assert refused.status_code == 500
+            assert refused.status_code == 403
             assert refused.json()["error"]["code"] == "log-access-denied"
     check_no_sqlite_state(home)
 
