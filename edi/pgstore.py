@@ -807,6 +807,11 @@ class PgLogBackend:
 
         return f"of workspace {self.workspace!r} in the store {store.redact(self.url)}"
 
+    @property
+    def tables(self) -> tuple[str, str]:
+        only = f"WHERE workspace = '{self.workspace}'"
+        return (f"edi_log_entries {only}", f"edi_log_checkpoints {only}")
+
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
         import psycopg

@@ -286,6 +286,12 @@ class LogBackend(Protocol):
         """How messages name the log (a path, or the store and workspace)."""
         ...
 
+    @property
+    def tables(self) -> tuple[str, str]:
+        """Where an auditor finds the entries and the checkpoints, e.g. to check them without
+        the tool: table names, with the filter that selects this log's rows if any."""
+        ...
+
     def exists(self) -> bool:
         """Whether the log was ever started (reading never starts one)."""
         ...
@@ -386,6 +392,10 @@ class SqliteBackend:
     @property
     def where(self) -> str:
         return str(self.db_path)
+
+    @property
+    def tables(self) -> tuple[str, str]:
+        return ("entries", "checkpoints")
 
     def exists(self) -> bool:
         return self.db_path.exists()
@@ -515,6 +525,10 @@ class DeliveryLog:
     @property
     def where(self) -> str:
         return self.backend.where
+
+    @property
+    def tables(self) -> tuple[str, str]:
+        return self.backend.tables
 
     # The database ----------------------------------------------------------------------------
 

@@ -252,6 +252,7 @@ class ConsoleData:
                 "head_hash": p.head,
                 "signed_at": p.signed_at,
                 "signature": p.signature,
+                "prev_hash": p.prev,
             }
             for p in points
         ]
@@ -273,6 +274,7 @@ class ConsoleData:
             "checkpoints": checkpoints,
             "public_key": self.public_key(),
             "database": log.where,
+            "tables": {"entries": log.tables[0], "checkpoints": log.tables[1]},
             "events": _count_by(entries, "event"),
         }
 

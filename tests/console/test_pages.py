@@ -353,3 +353,45 @@ def test_the_deliveries_page_lists_the_newest_when_there_are_many(
     assert html.count('<tr id="delivery-') == 2 and len(everything) > 2
     assert f"The newest 2 of {len(everything)}" in html
     assert f'id="delivery-{everything[0]["seq"]}"' in html
+
+
+def test_the_pages_recipe_verifies_the_log_without_the_tool(
+    client: TestClient, console_home: ConsoleHome
+) -> None:
+    """An auditor follows "How to verify it yourself" on a copy of the database: the chain of
+    entries and every checkpoint's signature check out exactly as the page words them."""
+    import base64
+    import hashlib
+    import re
+    from html import unescape
+
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    page = unescape(client.get("/log").text)
+    recipe = page[page.index("How to verify it yourself") :]
+    entries_table = re.search(r"for each row of (\w+) in seq order", re.sub("<[^>]+>", "", recipe))
+    signed_text = re.search(r'over the text "([A-Z_:]+)"', re.sub("<[^>]+>", "", recipe))
+    assert entries_table is not None and signed_text is not None, recipe[:800]
+    key = load_pem_public_key(client.get("/log/public-key.pem").text.encode())
+    database = console_home.workspace.state_dir / "delivery-log.sqlite"
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            f"SELECT seq, body, prev_hash, entry_hash FROM {entries_table[1]} ORDER BY seq"
+        ).fetchall()
+        points = db.execute(
+            "SELECT entry_count, head_hash, signature, prev_hash FROM checkpoints ORDER BY id"
+        ).fetchall()
+    previous = "0" * 64
+    for _seq, body, prev_hash, entry_hash in rows:
+        assert prev_hash == previous
+        assert hashlib.sha256((prev_hash + body).encode()).hexdigest() == entry_hash
+        previous = entry_hash
+    hashes = {seq: entry_hash for seq, _, _, entry_hash in rows}
+    previous_point = "0" * 64
+    for count, head, signature, prev_hash in points:
+        assert prev_hash == previous_point and hashes[count] == head
+        fields = {"ENTRY_COUNT": str(count), "HEAD_HASH": head, "PREV_HASH": prev_hash}
+        message = ":".join(fields[name] for name in signed_text[1].split(":"))
+        key.verify(base64.b64decode(signature), message.encode())  # type: ignore[union-attr,call-arg]
+        previous_point = hashlib.sha256(message.encode()).hexdigest()
+    assert len(points) >= 1 and len(rows) == client.get("/api/log").json()["head"]["count"]
