@@ -228,12 +228,23 @@ class WorkerOptions:
     exit_when_empty: bool = False
     name: str | None = None
 
+    @property
+    def sweep_every_s(self) -> float:
+        return max(0.5, min(self.heartbeat_s, self.stalled_after_s / 2))
+
+    @property
+    def worst_pickup_s(self) -> float:
+        """The longest a dead worker's job waits before another worker starts it: its last
+        heartbeat may be a whole interval old when it dies, it is stalled after
+        `stalled_after_s`, the next sweep queues it again, and a poll fetches it (when no
+        notification wakes the worker first)."""
+        return self.heartbeat_s + self.stalled_after_s + self.sweep_every_s + self.poll_s
+
 
 async def _sweep_stalled(app: App, options: WorkerOptions) -> None:
     """Put back in the queue the jobs of workers whose heartbeat stopped."""
-    every = max(0.5, min(options.heartbeat_s, options.stalled_after_s / 2))
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(options.sweep_every_s)
         try:
             stalled = await app.job_manager.get_stalled_jobs(
                 seconds_since_heartbeat=options.stalled_after_s

@@ -107,3 +107,22 @@ def test_a_failed_job_is_listed_with_its_code_and_retried(
     assert (row["status"], row["outcome"]) == ("succeeded", "delivered")
     assert int(str(row["attempts"])) >= 2
     assert len(remote_files(sshd, "acme")) == 1 and len(delivered(home, pg_url)) == 1
+
+
+def test_the_default_timings_pick_up_a_dead_workers_job_within_60_s() -> None:
+    """The issue's bound, from `edi worker`'s own defaults (the kill test above runs with short
+    timings to stay fast; with the defaults a dead worker's job was seen restarted after 35 s)."""
+    import inspect
+
+    from edi.cli.store import worker
+    from edi.jobs import WorkerOptions
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(worker).parameters.items()
+        if name in ("heartbeat_s", "stalled_after_s", "poll_s")
+    }
+    options = WorkerOptions(**defaults)
+    assert options == WorkerOptions()  # the CLI and the library agree
+    assert options.worst_pickup_s <= 60
+    assert WorkerOptions(stalled_after_s=60).worst_pickup_s > 60  # the bound can be broken

@@ -147,3 +147,26 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# A login role in edi_app, as a worker would use: test-only credentials for a throwaway cluster.
+SUITE_APP_ROLE = "edi_suite_app"
+SUITE_APP_PASSWORD = "suite-app-test-only"
+
+
+def as_application_role(server: PostgresServer, url: str) -> str:
+    """`url`'s database for a login role in `edi_app` (the role `edi worker` runs as), so the
+    store's grants, row-level security and append-only tables apply as in production; the
+    fixture's own user is a superuser and passes them all. Run `init_schema` on `url` first."""
+    import psycopg
+
+    # Roles are the cluster's: the first test on any xdist worker creates it.
+    refused = (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation)
+    with psycopg.connect(url, autocommit=True) as conn, contextlib.suppress(*refused):
+        conn.execute(
+            f"CREATE ROLE {SUITE_APP_ROLE} LOGIN PASSWORD '{SUITE_APP_PASSWORD}' IN ROLE edi_app"
+        )
+    database = url.rsplit("/", 1)[1]
+    return (
+        f"postgresql://{SUITE_APP_ROLE}:{SUITE_APP_PASSWORD}@{server.host}:{server.port}/{database}"
+    )

@@ -108,17 +108,22 @@ def keep_state_in_store(
     home: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`pytest --store postgres`: the workspace at `home`, whatever edi.toml the test writes,
-    opens as `name = "acme"` with `[store] url_env = "EDI_STORE_URL"` (a fresh database), as
-    if its edi.toml said so. A test that starts edi in another process must write that into
-    edi.toml itself (`use_postgres_store`); `check_no_sqlite_state` catches one that did not."""
+    opens as `name = "acme"` with `[store] url_env = "EDI_STORE_URL"` (a fresh database,
+    reached as a login role in `edi_app`, the workers' role), as if its edi.toml said so. A
+    test that starts edi in another process must write that into edi.toml itself
+    (`use_postgres_store`); `check_no_sqlite_state` catches one that did not."""
     from dataclasses import replace
 
     from edi.store import init_schema
     from edi.workspace import StoreSettings
+    from tests.support.postgres import as_application_role
 
     url = request.getfixturevalue("pg_url")
     init_schema(url)
-    monkeypatch.setenv("EDI_STORE_URL", url)
+    # edi runs as a worker's role would, not as the fixture's superuser: a grant the
+    # application lacks fails here as it would in production.
+    app_url = as_application_role(request.getfixturevalue("postgres_server"), url)
+    monkeypatch.setenv("EDI_STORE_URL", app_url)
     opened = Workspace.open
     root = home.resolve()
 
