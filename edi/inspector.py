@@ -49,6 +49,7 @@ class CoverageLine:
             "maintenance": self.maintenance,
             "begin": self.begin,
             "end": self.end,
+            "premium": self.premium,  # AMT*P3, as written; None without one
         }
 
 

@@ -14,7 +14,7 @@ SAMPLE = REPO / "samples" / "out" / "ACME_colonial_834_20261124_000000001.834"
 HANDWRITTEN = Path(__file__).parent / "fixtures" / "handwritten_audit.834"
 
 MEMBER_KEYS = {"member_id", "relationship", "maintenance", "reason", "coverages"}
-COVERAGE_KEYS = {"insurance_line", "plan", "tier", "maintenance", "begin", "end"}
+COVERAGE_KEYS = {"insurance_line", "plan", "tier", "maintenance", "begin", "end", "premium"}
 
 
 def show_json(capsys: pytest.CaptureFixture[str], path: Path, *flags: str) -> dict[str, object]:
@@ -45,6 +45,7 @@ def test_our_sample_one_entry_per_ins_loop(capsys: pytest.CaptureFixture[str]) -
         "maintenance": "021",
         "begin": "2026-01-01",
         "end": None,
+        "premium": "14.50",
     }
     termed = next(m for m in members if m["member_id"] == "AW1002")
     assert (termed["maintenance"], termed["reason"]) == ("024", "08")
@@ -144,6 +145,7 @@ def test_a_hand_written_834_from_someone_else(capsys: pytest.CaptureFixture[str]
                     "maintenance": "030",
                     "begin": "2025-01-01",
                     "end": None,
+                    "premium": None,
                 }
             ],
         },
@@ -160,6 +162,7 @@ def test_a_hand_written_834_from_someone_else(capsys: pytest.CaptureFixture[str]
                     "maintenance": "030",
                     "begin": "2025-01-01",
                     "end": "2025-12-31",
+                    "premium": None,
                 },
                 {
                     "insurance_line": "DEN",
@@ -168,6 +171,7 @@ def test_a_hand_written_834_from_someone_else(capsys: pytest.CaptureFixture[str]
                     "maintenance": "030",
                     "begin": "2025-01-01",
                     "end": None,
+                    "premium": None,
                 },
             ],
         },
