@@ -1043,7 +1043,7 @@ def fetch_rosters(
         raise ConfigError(
             "profile-no-roster",
             f"carriers/{carrier}.toml has no [roster] table (remote_dir, pattern)",
-            hint="Add [roster] remote_dir and pattern to fetch rosters (see README).",
+            hint="Add [roster] remote_dir and pattern to fetch rosters (see README: reconciling).",
         )
     config = profile.roster
     state = workspace.ensure_state()

@@ -276,3 +276,24 @@ def test_every_option_and_argument_is_described() -> None:
 
     walk(typer.main.get_command(app), [])
     assert [u for u in undescribed if not u.startswith("sandbox ")] == []
+
+
+def test_every_readme_section_a_hint_names_exists() -> None:
+    """A hint that says "see README: X" (or "README's section on X") points at a real heading."""
+    import re
+
+    headings = [
+        line.lstrip("#").strip().lower()
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith("## ")
+    ]
+    named: set[str] = set()
+    for folder in ("edi", "transmit"):
+        for source in (REPO / folder).rglob("*.py"):
+            text = source.read_text()
+            assert "(see README)" not in text, f"{source}: a hint naming no section"
+            for found in re.findall(r"README(?::|\.md, section|'s section on) ([\w ]+)", text):
+                named.add(re.sub(r"^the ", "", found.strip().lower()))
+    assert len(named) >= 5
+    missing = [name for name in named if not any(name in heading for heading in headings)]
+    assert missing == [], f"hints name README sections that do not exist: {missing}"

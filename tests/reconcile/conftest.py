@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import CarrierKey, make_carrier_key, use_postgres_store
+from tests.support.servers import CarrierKey, make_carrier_key, name_the_store
 from tests.support.workspace import (
     REPO,
     SAMPLES,
@@ -56,14 +56,12 @@ def carrier_key(short_base: Path) -> CarrierKey:
 
 
 @pytest.fixture
-def recon_home(
-    edi_home: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def recon_home(edi_home: Path, request: pytest.FixtureRequest) -> Path:
     """With `pytest --store postgres`, its discrepancies, control numbers, baselines and log
     live in a fresh PostgreSQL database instead of state/*.sqlite."""
     (edi_home / "edi.toml").write_text(f'source = "{SAMPLES}"\nsample_data = true\n')
     if request.config.getoption("--store") == "postgres":
-        use_postgres_store(edi_home, request.getfixturevalue("pg_url"), monkeypatch)
+        name_the_store(edi_home)  # edi_home put the state in the store, as the workers' role
     return edi_home
 
 

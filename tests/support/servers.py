@@ -286,17 +286,24 @@ port = {smtp_server.port}
 from = "edi@test.invalid"
 """)
     if request.config.getoption("--store") == "postgres":
-        use_postgres_store(edi_home, request.getfixturevalue("pg_url"), monkeypatch)
+        # edi_home put the state in the store (as the workers' role); say so in edi.toml too,
+        # for the edi processes a test starts.
+        name_the_store(edi_home)
     return edi_home
+
+
+def name_the_store(home: Path) -> None:
+    """edi.toml says `name = "acme"` and `[store] url_env = "EDI_STORE_URL"`."""
+    settings = home / "edi.toml"
+    settings.write_text(
+        'name = "acme"\n' + settings.read_text() + '\n[store]\nurl_env = "EDI_STORE_URL"\n'
+    )
 
 
 def use_postgres_store(home: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The workspace keeps its state in the store at `url` (schema created, URL in the env)."""
     from edi.store import init_schema
 
-    settings = home / "edi.toml"
-    settings.write_text(
-        'name = "acme"\n' + settings.read_text() + '\n[store]\nurl_env = "EDI_STORE_URL"\n'
-    )
+    name_the_store(home)
     monkeypatch.setenv("EDI_STORE_URL", url)
     init_schema(url)
