@@ -32,16 +32,17 @@ STORE_TESTS = Path(__file__).parent / "scaleout"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under --store postgres, the tests that use a workspace (`edi_home`, and so `live_home`,
-    `recon_home`, `workspace`) run again with its state in PostgreSQL; tests about the SQLite
-    files themselves (`sqlite_only`) and tests with no workspace are deselected (they ran in
-    the SQLite pass)."""
+    `recon_home`, `workspace`; the console's `console_home`) run again with its state in
+    PostgreSQL; tests about the SQLite files themselves (`sqlite_only`) and tests with no
+    workspace are deselected (they ran in the SQLite pass)."""
     if config.getoption("--store") != "postgres":
         return
 
     def on_postgres(item: pytest.Item) -> bool:
         fixtures = getattr(item, "fixturenames", ())
         # Tests asking for pg_url themselves are PostgreSQL tests already.
-        if "edi_home" not in fixtures or "pg_url" in fixtures:
+        uses_a_workspace = "edi_home" in fixtures or "console_home" in fixtures
+        if not uses_a_workspace or "pg_url" in fixtures:
             return False
         return (
             STORE_TESTS not in item.path.parents and item.get_closest_marker("sqlite_only") is None

@@ -30,7 +30,9 @@ from edi.demo import run_demo
 from edi.errors import DeliveryFailed
 from edi.pipeline import run
 from edi.workspace import Workspace
-from tests.support.workspace import REPO, SAMPLES
+from tests.support.postgres import fresh_database
+from tests.support.servers import name_the_store
+from tests.support.workspace import REPO, SAMPLES, check_no_sqlite_state, open_in_store
 
 with warnings.catch_warnings():
     # starlette 1.x suggests httpx2 for its TestClient; httpx is what the project has.
@@ -141,8 +143,8 @@ def ack_999(gs06: str, st02: str, verdict: str = "A") -> str:
     return isa + "~".join(body) + "~"
 
 
-def write_discrepancies(path: Path, unum_member_ssn: str) -> None:
-    rows = [
+def discrepancy_rows(unum_member_ssn: str) -> list[tuple[str | None, ...]]:
+    return [
         (
             "d-001",
             "colonial",
@@ -204,6 +206,10 @@ def write_discrepancies(path: Path, unum_member_ssn: str) -> None:
             json.dumps(["the carrier's spelling differs"]),
         ),
     ]
+
+
+def write_discrepancies(path: Path, unum_member_ssn: str) -> None:
+    rows = discrepancy_rows(unum_member_ssn)
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path)) as db:
         db.execute(DISCREPANCY_SCHEMA)
@@ -211,9 +217,44 @@ def write_discrepancies(path: Path, unum_member_ssn: str) -> None:
         db.commit()
 
 
+def store_discrepancies(owner_url: str, workspace: str, unum_member_ssn: str) -> None:
+    """The same rows in the shared store, with the reconciliation run that found them."""
+    import psycopg
+
+    with psycopg.connect(owner_url) as conn:
+        conn.execute(
+            "INSERT INTO edi_reconciliations VALUES (%s, 'r-001', 'colonial', '2026-11-24', "
+            "%s, '2026-11-25T09:00:00+00:00', '{}')",
+            (workspace, "0" * 64),
+        )
+        for row in discrepancy_rows(unum_member_ssn):
+            conn.execute(
+                "INSERT INTO edi_discrepancies (workspace, id, carrier, kind, subscriber_id, "
+                "member_id, dependent_id, coverage_id, field, severity, status, first_seen, "
+                "last_seen, notes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s::jsonb)",
+                (workspace, *row),
+            )
+
+
 @pytest.fixture(scope="package")
-def console_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleHome]:
+def console_home(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ConsoleHome]:
+    """On the store pass (`pytest --store postgres`), the workspace's state is in a database of
+    its own, reached as the workers' role, for the whole package."""
     home = tmp_path_factory.mktemp("console") / "demo"
+    if request.config.getoption("--store") != "postgres":
+        yield from build_console_home(home, None)
+        return
+    server = request.getfixturevalue("postgres_server")
+    with fresh_database(server) as owner_url, pytest.MonkeyPatch.context() as patch:
+        open_in_store(home, owner_url, server, patch)
+        yield from build_console_home(home, owner_url)
+        check_no_sqlite_state(home)
+
+
+def build_console_home(home: Path, store_owner_url: str | None) -> Iterator[ConsoleHome]:
     now = datetime.now(UTC)
     printed = io.StringIO()
     quiet = Console(file=printed, width=400)
@@ -224,6 +265,8 @@ def console_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleHo
     shutil.copytree(SAMPLES, export)
     ended = end_one_coverage(export, "colonial_", "2026/11/30")
     (home / "edi.toml").write_text(f'source = "{export}"\nsample_data = true\n')
+    if store_owner_url is not None:
+        name_the_store(home)  # for `edi serve` in a subprocess (live_console)
     workspace = Workspace.open(home)
     # The demo's sshd has stopped: Unum's next file (an audit file) cannot be delivered.
     with pytest.raises(DeliveryFailed):
@@ -237,10 +280,11 @@ def console_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleHo
     ack.write_text(ack_999(colonial.facts.gs06, colonial.facts.st02))
     report = record_acks(workspace, "colonial", [ack], datetime.now(UTC))
     assert report.matched and not report.unmatched
-    write_discrepancies(
-        workspace.state_dir / "discrepancies.sqlite",
-        re.sub(r"\D", "", str(records("subscribers")[5]["ssn"])),
-    )
+    unum_member_ssn = re.sub(r"\D", "", str(records("subscribers")[5]["ssn"]))
+    if store_owner_url is None:
+        write_discrepancies(workspace.state_dir / "discrepancies.sqlite", unum_member_ssn)
+    else:
+        store_discrepancies(store_owner_url, str(workspace.settings.name), unum_member_ssn)
     yield ConsoleHome(
         home,
         workspace,

@@ -65,7 +65,9 @@ def test_overview_shows_each_carrier_the_failure_and_the_workspace(
     html = page.text
     for name in ("Colonial Life", "Unum", "Allstate Benefits"):
         assert name in html
-    assert 'id="sample-data"' in html and console_home.home.name in html
+    # The workspace is named by edi.toml's `name` (the store pass's "acme"), else its folder.
+    named = console_home.workspace.settings.name or console_home.home.name
+    assert 'id="sample-data"' in html and named in html
     assert 'id="failures"' in html and "connection-failed" in html
     assert '<tr id="carrier-unum" class="failing">' in html
     assert '<tr id="carrier-colonial" class="">' in html
@@ -84,7 +86,7 @@ def test_overview_shows_each_carrier_the_failure_and_the_workspace(
     assert rows["allstate"]["open_discrepancies"] == 0
     assert all(row["next_run"] and row["log_status"] == "intact" for row in rows.values())
     workspace = client.get("/api/carriers").json()["workspace"]
-    assert workspace["sample_data"] is True and workspace["name"] == console_home.home.name
+    assert workspace["sample_data"] is True and workspace["name"] == named
 
 
 def test_deliveries_list_labelled_hashes_and_filter(
@@ -206,6 +208,7 @@ def bare_workspace(console_home: ConsoleHome, tmp_path: Path) -> Path:
     return bare
 
 
+@pytest.mark.sqlite_only  # a bare SQLite copy of the workspace
 def test_without_reconciliation_the_pages_say_so(console_home: ConsoleHome, tmp_path: Path) -> None:
     bare = bare_workspace(console_home, tmp_path)
     with TestClient(create_app(Workspace.open(bare))) as client:
@@ -228,6 +231,7 @@ def test_without_reconciliation_the_pages_say_so(console_home: ConsoleHome, tmp_
         assert answer["code"] == "source-not-configured" and answer["hint"]
 
 
+@pytest.mark.sqlite_only  # writes a SQLite discrepancies file
 def test_text_from_the_workspace_is_escaped(console_home: ConsoleHome, tmp_path: Path) -> None:
     bare = bare_workspace(console_home, tmp_path)
     path = bare / "state" / "discrepancies.sqlite"
@@ -303,6 +307,7 @@ def test_the_demo_ends_with_the_serve_command(console_home: ConsoleHome) -> None
     assert f"edi --home {console_home.home} serve" in last and "127.0.0.1:8834" in last
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite log; the store's: test_pg_log
 def test_a_tampered_log_is_shown_as_such(console_home: ConsoleHome, tmp_path: Path) -> None:
     bare = bare_workspace(console_home, tmp_path)
     (bare / "state").mkdir()
@@ -355,6 +360,7 @@ def test_the_deliveries_page_lists_the_newest_when_there_are_many(
     assert f'id="delivery-{everything[0]["seq"]}"' in html
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file the recipe names
 def test_the_pages_recipe_verifies_the_log_without_the_tool(
     client: TestClient, console_home: ConsoleHome
 ) -> None:

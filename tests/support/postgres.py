@@ -134,19 +134,26 @@ def running_postgres() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A fresh, empty database for this test; dropped afterwards (connections and all)."""
+@contextlib.contextmanager
+def fresh_database(server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database on `server` (its owner's URL); dropped afterwards."""
     import psycopg
 
     name = f"edi_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+    with psycopg.connect(server.url(), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield postgres_server.url(name)
+        yield server.url(name)
     finally:
-        with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        with psycopg.connect(server.url(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for this test; dropped afterwards (connections and all)."""
+    with fresh_database(postgres_server) as url:
+        yield url
 
 
 # A login role in edi_app, as a worker would use: test-only credentials for a throwaway cluster.

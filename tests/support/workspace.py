@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from edi.profiles import CarrierProfile, load_profile
 from edi.validate import validate_file
 from edi.workspace import Workspace
 from edi.x12.reader import read_segments
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "plansource"
@@ -111,19 +114,27 @@ def keep_state_in_store(
     opens as `name = "acme"` with `[store] url_env = "EDI_STORE_URL"` (a fresh database,
     reached as a login role in `edi_app`, the workers' role), as if its edi.toml said so. A
     test that starts edi in another process must write that into edi.toml itself
-    (`use_postgres_store`); `check_no_sqlite_state` catches one that did not."""
+    (`name_the_store`); `check_no_sqlite_state` catches one that did not."""
+    url = request.getfixturevalue("pg_url")
+    open_in_store(home, url, request.getfixturevalue("postgres_server"), monkeypatch)
+
+
+def open_in_store(
+    home: Path, owner_url: str, server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's schema made in `owner_url`'s database, EDI_STORE_URL set to it as a login
+    role in edi_app, and `Workspace.open(home)` given `name` and `[store]` when edi.toml has
+    none."""
     from dataclasses import replace
 
     from edi.store import init_schema
     from edi.workspace import StoreSettings
     from tests.support.postgres import as_application_role
 
-    url = request.getfixturevalue("pg_url")
-    init_schema(url)
+    init_schema(owner_url)
     # edi runs as a worker's role would, not as the fixture's superuser: a grant the
     # application lacks fails here as it would in production.
-    app_url = as_application_role(request.getfixturevalue("postgres_server"), url)
-    monkeypatch.setenv("EDI_STORE_URL", app_url)
+    monkeypatch.setenv("EDI_STORE_URL", as_application_role(server, owner_url))
     opened = Workspace.open
     root = home.resolve()
 
