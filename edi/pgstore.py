@@ -8,8 +8,8 @@ control numbers and baselines, one per workspace for the log.
 The log tables, and the histories of baselines and reconciliations, are append-only in the
 database itself: the roles edi grants (`edi_app` for workers, `edi_employer` for one employer's
 login roles) have SELECT and INSERT on them and nothing else, and triggers refuse UPDATE, DELETE
-and TRUNCATE even for the owner. Row-level
-security limits an employer's login role to its own workspace's rows; `edi_app` sees all.
+and TRUNCATE even for the owner. Row-level security limits an employer's login role to its own
+workspace's rows; `edi_app` sees all.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from edi.console.data import ConsoleData
 from edi.workspace import Workspace
 from tests.reconcile.conftest import reconcile
 from tests.reconcile.rosters import EXPECTED, plant_one_per_kind, roster_from
+from tests.scaleout.helpers import grant_employers
 from tests.support.postgres import PostgresServer
 from tests.support.servers import use_postgres_store
 from tests.support.workspace import edi
@@ -87,20 +88,8 @@ def test_another_employers_credentials_are_refused(
 ) -> None:
     planted = roster_from(our_file, pg_home / "in" / "planted.834", plant_one_per_kind)
     assert reconcile(capsys, pg_home, planted, "--json")[0] == 1
-    database = pg_url.rsplit("/", 1)[1]
-    urls = {}
-    for name in ("acme", "globex"):
-        monkeypatch.setenv("ROLE_PASSWORD", f"{name}-Secret-9")
-        code, _, err = edi(
-            capsys,
-            *("store", "grant", "--workspace", name, "--password-env", "ROLE_PASSWORD"),
-            *("--store-url", pg_url),
-        )
-        assert code == 0, err
-        urls[name] = (
-            f"postgresql://edi_ws_{name}:{name}-Secret-9@{postgres_server.host}:"
-            f"{postgres_server.port}/{database}"
-        )
+    passwords = {name: f"{name}-Secret-9" for name in ("acme", "globex")}
+    urls = grant_employers(capsys, monkeypatch, postgres_server, pg_url, passwords)
     with psycopg.connect(urls["globex"]) as conn:
         for table in RECONCILE_TABLES:
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)

@@ -10,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.support.postgres import PostgresServer
 from tests.support.servers import Sshd
-from tests.support.workspace import REPO
+from tests.support.workspace import REPO, edi
 
 AS_OF = "2026-11-24"
 FAST = ("--heartbeat-s", "0.5", "--stalled-after-s", "3", "--poll-s", "0.2")
@@ -20,6 +23,28 @@ FAST = ("--heartbeat-s", "0.5", "--stalled-after-s", "3", "--poll-s", "0.2")
 def add_store(home: Path, name: str) -> None:
     settings = home / "edi.toml"
     settings.write_text(f'name = "{name}"\n' + settings.read_text() + "\n[store]\n")
+
+
+def grant_employers(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: PostgresServer,
+    pg_url: str,
+    passwords: dict[str, str],
+) -> dict[str, str]:
+    """`edi store grant` a login role per employer (name → password); each role's store URL.
+    The grant names its role and workspace and never prints the password."""
+    for name, password in passwords.items():
+        monkeypatch.setenv("ROLE_PASSWORD", password)
+        code, out, err = edi(
+            capsys,
+            *("store", "grant", "--workspace", name, "--password-env", "ROLE_PASSWORD"),
+            *("--store-url", pg_url),
+        )
+        assert code == 0, err
+        assert f"role edi_ws_{name}: workspace '{name}' only" in out and password not in out
+    database = pg_url.rsplit("/", 1)[1]
+    return {name: server.url(database, pw, f"edi_ws_{name}") for name, pw in passwords.items()}
 
 
 def employer(live_home: Path, sshd: Sshd, name: str) -> Path:

@@ -24,6 +24,7 @@ from edi.discrepancies import COLUMNS
 from edi.workspace import Workspace
 from tests.console.conftest import assert_no_phi
 from tests.reconcile.rosters import PLANTED_VALUES, plant_one_per_kind, roster_from
+from tests.scaleout.helpers import grant_employers
 from tests.support.postgres import PostgresServer
 from tests.support.servers import CarrierKey, Sshd, use_postgres_store
 from tests.support.workspace import check_no_sqlite_state, edi, log_entries
@@ -274,21 +275,8 @@ def test_another_employers_role_cannot_see_this_workspace_in_the_console(
     home = pg_workspace.home
     entries = log_entries(capsys, home)
     held = stores.discrepancies(Workspace.open(home)).select(status="all")
-    database = pg_url.rsplit("/", 1)[1]
-    urls = {}
-    for name in ("acme", "globex"):
-        password = f"{name}-Console-7"
-        monkeypatch.setenv("ROLE_PASSWORD", password)
-        code, _, err = edi(
-            capsys,
-            *("store", "grant", "--workspace", name, "--password-env", "ROLE_PASSWORD"),
-            *("--store-url", pg_url),
-        )
-        assert code == 0, err
-        urls[name] = (
-            f"postgresql://edi_ws_{name}:{password}@{postgres_server.host}:"
-            f"{postgres_server.port}/{database}"
-        )
+    passwords = {name: f"{name}-Console-7" for name in ("acme", "globex")}
+    urls = grant_employers(capsys, monkeypatch, postgres_server, pg_url, passwords)
     secrets = [entry["entry_hash"] for entry in entries] + [d["id"] for d in held]
     with TestClient(create_app(Workspace.open(home))) as client:  # as the store's owner
         as_owner = get(client, "/api/deliveries")

@@ -16,6 +16,7 @@ from edi import store
 from edi.delivery_config import delivery_log
 from edi.errors import RunFailed
 from edi.workspace import Workspace
+from tests.scaleout.helpers import grant_employers
 from tests.support.postgres import PostgresServer
 from tests.support.workspace import edi
 
@@ -160,28 +161,19 @@ def test_one_employers_credentials_cannot_read_or_verify_anothers_log(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    database = pg_url.rsplit("/", 1)[1]
     monkeypatch.setenv("STORE_ACME", pg_url)
     monkeypatch.setenv("STORE_GLOBEX", pg_url)
     assert edi(capsys, "store", "init", "--store-url", pg_url)[0] == 0
     acme_home, globex_home = (employer_home(tmp_path, n) for n in ("acme", "globex"))
     filled(acme_home, 3)
     filled(globex_home, 4)
-    passwords = {"acme": "acme-Secret-1", "globex": "globex-Secret-2"}
-    for name, password in passwords.items():
-        monkeypatch.setenv("ROLE_PASSWORD", password)
-        code, out, err = edi(
-            capsys,
-            *("store", "grant", "--workspace", name, "--password-env", "ROLE_PASSWORD"),
-            *("--store-url", pg_url),
-        )
-        assert code == 0, err
-        assert f"role edi_ws_{name}: workspace '{name}' only" in out and password not in out
-    urls = {
-        name: f"postgresql://edi_ws_{name}:{pw}@{postgres_server.host}:{postgres_server.port}/"
-        f"{database}"
-        for name, pw in passwords.items()
-    }
+    urls = grant_employers(
+        capsys,
+        monkeypatch,
+        postgres_server,
+        pg_url,
+        {"acme": "acme-Secret-1", "globex": "globex-Secret-2"},
+    )
     # The password is checked: a wrong one does not get in.
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(urls["acme"].replace("acme-Secret-1", "wrong"))

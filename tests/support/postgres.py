@@ -61,9 +61,11 @@ class PostgresServer:
     user: str
     root: Path
 
-    def url(self, database: str = "postgres", password: str | None = None) -> str:
+    def url(
+        self, database: str = "postgres", password: str | None = None, user: str | None = None
+    ) -> str:
         secret = f":{password}" if password else ""
-        return f"postgresql://{self.user}{secret}@{self.host}:{self.port}/{database}"
+        return f"postgresql://{user or self.user}{secret}@{self.host}:{self.port}/{database}"
 
 
 @pytest.fixture(scope="session")
@@ -173,7 +175,4 @@ def as_application_role(server: PostgresServer, url: str) -> str:
         conn.execute(
             f"CREATE ROLE {SUITE_APP_ROLE} LOGIN PASSWORD '{SUITE_APP_PASSWORD}' IN ROLE edi_app"
         )
-    database = url.rsplit("/", 1)[1]
-    return (
-        f"postgresql://{SUITE_APP_ROLE}:{SUITE_APP_PASSWORD}@{server.host}:{server.port}/{database}"
-    )
+    return server.url(url.rsplit("/", 1)[1], SUITE_APP_PASSWORD, SUITE_APP_ROLE)
